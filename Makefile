@@ -1,0 +1,40 @@
+# errbot-att-sms: `make demo` and `make test` do all the set-up.
+#
+# The virtual env lives OUTSIDE the repository on purpose: errbot globs **/*.plug under
+# BOT_EXTRA_PLUGIN_DIR (the repo root), and a venv inside it holds errbot's own .plug
+# files, which makes testbot die with SystemExit.
+
+PYTHON ?= python3
+VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/errbot-att-sms/venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.deps-installed
+export PYTHONPATH := $(CURDIR)/plugins
+
+.PHONY: venv test lint demo sandbox bench clean-venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@touch $(STAMP)
+
+lint: venv
+	$(VENV)/bin/ruff check plugins tests benchmarks scripts config_template.py
+
+test: venv
+	bash scripts/ensure-ngircd.sh
+	$(VENV)/bin/ruff check plugins tests benchmarks scripts config_template.py
+	$(PY) -m pytest -q -ra
+
+demo: venv
+	VENV=$(VENV) bash scripts/demo.sh
+
+sandbox: venv
+	$(PY) -m att_sms.sandbox --host 127.0.0.1 --port 8080 --registration demo
+
+bench: venv
+	$(PY) benchmarks/run.py
+
+clean-venv:
+	rm -rf $(VENV)

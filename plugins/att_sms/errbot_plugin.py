@@ -154,7 +154,7 @@ class AttSms(BotPlugin):
 
     @botcmd
     def sms(self, msg: Any, args: str) -> str:
-        """SMS commands: send, status, inbox (see !help AttSms)."""
+        """Lists the SMS commands: send, status, inbox."""
         word = args.split()[0] if args.split() else ""
         prefix = self._bot.prefix
         head = f"Unknown sms command {word!r}. " if word else ""
@@ -165,22 +165,24 @@ class AttSms(BotPlugin):
 
     @botcmd
     def sms_send(self, msg: Any, args: str) -> str:
-        """Send an SMS: !sms send <to>[,<to>...] <text> (quote a number with spaces: "(212) 555-1234")."""
+        """<to>[,<to>...] <text>: send an SMS (quote numbers with spaces).
+
+        Recipients are numbers in any usual format, comma-separated; a number with spaces
+        goes in double quotes: !sms send +12125551234,"(212) 555-0199" db-1 is down
+        """
         if self._settings is None:
             return self._not_configured()
         try:
             raw_recipients, text = split_recipients_and_text(args)
             addresses = self._normalise_all(raw_recipients)
             parts = split_message(text, max_parts=self._settings.max_parts)
-        except (ArgumentError, MessageError) as exc:
-            return f"Not sent: {exc}"
-        except NumberError as exc:
+        except (ArgumentError, MessageError, NumberError) as exc:
             return f"Not sent: {exc}"
         return self._send_parts(addresses, parts)
 
     @botcmd
     def sms_status(self, msg: Any, args: str) -> str:
-        """Delivery state of each recipient of a sent SMS: !sms status <messageId>."""
+        """<messageId>: the delivery state of each recipient of a sent SMS."""
         if self._settings is None:
             return self._not_configured()
         try:
@@ -202,7 +204,7 @@ class AttSms(BotPlugin):
 
     @botcmd
     def sms_inbox(self, msg: Any, args: str) -> str:
-        """Fetch inbound SMS now and post them to their rooms: !sms inbox [<registrationId>]."""
+        """[<registrationId>]: fetch inbound SMS now and post them to their rooms."""
         if self._settings is None:
             return self._not_configured()
         routes = self._settings.inbox_routes
@@ -247,7 +249,7 @@ class AttSms(BotPlugin):
             if tel not in addresses:
                 addresses.append(tel)
         if problems:
-            raise NumberError("; ".join(raw_recipients), "; ".join(problems))
+            raise ArgumentError("; ".join(problems))
         return addresses
 
     def _send_parts(self, addresses: list[str], parts: list[str]) -> str:

@@ -8,8 +8,8 @@ in carrier texts after redacting them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 import re
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [

@@ -24,7 +24,7 @@ a chat room, so ``neutralise`` makes sure it can only ever show up as text:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from att_sms.numbers import display_number
 
@@ -39,6 +39,7 @@ _BIDI = re.compile("[\u202a-\u202e\u2066-\u2069]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 _ENTITY = re.compile(r"&(?=#?[0-9A-Za-z]+;)")
 _MARKUP = re.compile(r"([\\*_`~\[\]|])")
+_RFC3339 = re.compile(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)")
 _FULLWIDTH = str.maketrans({"<": "\uff1c", ">": "\uff1e"})
 
 
@@ -74,10 +75,10 @@ def _when(when: str) -> str:
     """RFC 3339 time shown in UTC as ``2026-04-19 10:00 UTC``; raw if unparsable."""
     text = when.strip()
     try:
-        if not re.fullmatch(r"\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)", text):
+        if not _RFC3339.fullmatch(text):
             raise ValueError(text)
         moment = datetime.fromisoformat(text.upper().replace("Z", "+00:00"))
-        return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
     except (ValueError, OverflowError):
         return neutralise(when, max_length=40)
 

@@ -14,7 +14,8 @@ Built on the public API of the ``phonenumbers`` library.  What is accepted:
 Refused, each with its own reason: empty text, text with anything other than
 ASCII digits, a leading ``+`` and the separators `` -./()`` (so no letters,
 no vanity numbers, no extensions, no surrounding prose), numbers that are too
-short or too long, numbers ``phonenumbers.is_valid_number`` rejects,
+short or too long (more than the 15 digits E.164 allows, even where
+``phonenumbers`` knows longer national numbers), numbers ``phonenumbers.is_valid_number`` rejects,
 premium-rate numbers, and shared-cost numbers.
 
 Shared-cost numbers (for example German 0180, French 081x/082x/0884) are
@@ -40,8 +41,12 @@ __all__ = ["NumberError", "NumberRules", "display_number", "region_of"]
 #: Longest input (after stripping blanks and ``tel:``) worth parsing.  The
 #: longest E.164 number is 15 digits; this leaves room for separators.
 _MAX_INPUT = 40
-#: How much of a refused input the error message quotes.
+#: Most characters of a refused input the error message quotes (and most
+#: characters its repr() may take).
 _MAX_SHOWN = 40
+_MAX_SHOWN_REPR = 64
+#: E.164 allows at most 15 digits, country code included.
+_MAX_E164_DIGITS = 15
 _SEPARATORS = frozenset(" -./()")
 _DIGITS = frozenset("0123456789")
 
@@ -68,9 +73,14 @@ _REFUSED_TYPES = {
 
 def _shown(raw: str) -> str:
     """Quote ``raw`` for a one-line message: repr-escaped and shortened."""
-    if len(raw) > _MAX_SHOWN:
-        raw = raw[:_MAX_SHOWN] + "\u2026"
-    return repr(raw)
+    shown = repr(raw)
+    if len(shown) <= _MAX_SHOWN_REPR:
+        return shown
+    for size in range(min(len(raw), _MAX_SHOWN), 0, -1):
+        shown = repr(raw[:size] + "\u2026")
+        if len(shown) <= _MAX_SHOWN_REPR:
+            return shown
+    return repr("\u2026")
 
 
 class NumberError(ValueError):
@@ -140,24 +150,27 @@ class NumberRules:
             raise NumberError(raw, "tel: URI parameters are not supported")
         if not text:
             raise NumberError(raw, "empty number")
-        if len(text) > _MAX_INPUT:
-            raise NumberError(raw, "too long")
         body = text[1:] if text.startswith("+") else text
         if any(c not in _DIGITS and c not in _SEPARATORS for c in body):
             raise NumberError(raw, "not a phone number")
+        if len(text) > _MAX_INPUT:
+            raise NumberError(raw, "too long")
         digits = "".join(c for c in body if c in _DIGITS)
         if not digits:
             raise NumberError(raw, "not a phone number")
+        if len(digits) < 3:
+            raise NumberError(raw, "too short")
         if not text.startswith("+") and digits.startswith("00"):
             # 00 is the international prefix almost everywhere; no national
             # number starts with it, so read it as "+" whatever the region.
             text, digits = "+" + digits[2:], digits[2:]
-            if not digits:
+            if len(digits) < 3:
                 raise NumberError(raw, "too short")
         try:
             number = phonenumbers.parse(text, self.default_region)
         except NumberParseException as exc:
-            raise NumberError(raw, _PARSE_REASONS.get(exc.error_type, "not a phone number")) from None
+            reason = _PARSE_REASONS.get(exc.error_type, "not a phone number")
+            raise NumberError(raw, reason) from None
         if number.extension:
             raise NumberError(raw, "extensions are not supported")
         possible = phonenumbers.is_possible_number_with_reason(number)
@@ -175,6 +188,10 @@ class NumberRules:
                 allowed = ", ".join(sorted(self.allowed_regions))
                 raise NumberError(raw, f"region {where} is not allowed (allowed: {allowed})")
         e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        if len(e164) - 1 > _MAX_E164_DIGITS:
+            # phonenumbers accepts a few national plans (e.g. German 0201 with
+            # 11-digit subscriber numbers) past the E.164 maximum.
+            raise NumberError(raw, "too long")
         return "tel:" + e164
 
 
@@ -192,9 +209,10 @@ def _parse_tel(tel: str) -> phonenumbers.PhoneNumber | None:
     if not text.startswith("+") or len(text) > _MAX_INPUT or ";" in text:
         return None
     try:
-        return phonenumbers.parse(text, None)
+        number = phonenumbers.parse(text, None)
     except NumberParseException:
         return None
+    return number if phonenumbers.is_possible_number(number) else None
 
 
 def display_number(tel: str) -> str:

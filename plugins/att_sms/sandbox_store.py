@@ -14,11 +14,13 @@ import sqlite3
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registrations (id TEXT PRIMARY KEY);
-CREATE TABLE IF NOT EXISTS tokens (digest TEXT PRIMARY KEY, expires REAL NOT NULL, scope TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS tokens (
+    digest TEXT PRIMARY KEY, expires REAL NOT NULL, scope TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS sends (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     message_id TEXT UNIQUE NOT NULL,
@@ -42,7 +44,7 @@ CREATE INDEX IF NOT EXISTS inbound_by_reg ON inbound (registration, seq);
 
 def rfc3339(epoch: float) -> str:
     """Format an epoch time as RFC 3339 UTC with a ``Z`` suffix (second precision)."""
-    return datetime.fromtimestamp(epoch, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def token_digest(token: str) -> str:
@@ -77,7 +79,9 @@ class Store:
 
     def __init__(self, db_path: str | None = None) -> None:
         self.lock = threading.RLock()
-        self._db = sqlite3.connect(db_path or ":memory:", check_same_thread=False, isolation_level=None)
+        self._db = sqlite3.connect(
+            db_path or ":memory:", check_same_thread=False, isolation_level=None
+        )
         if db_path:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -92,12 +96,16 @@ class Store:
     def add_registration(self, registration_id: str) -> None:
         """Create a registration (no-op when it exists)."""
         with self.lock:
-            self._db.execute("INSERT OR IGNORE INTO registrations (id) VALUES (?)", (registration_id,))
+            self._db.execute(
+                "INSERT OR IGNORE INTO registrations (id) VALUES (?)", (registration_id,)
+            )
 
     def has_registration(self, registration_id: str) -> bool:
         """Whether the registration exists."""
         with self.lock:
-            row = self._db.execute("SELECT 1 FROM registrations WHERE id = ?", (registration_id,)).fetchone()
+            row = self._db.execute(
+                "SELECT 1 FROM registrations WHERE id = ?", (registration_id,)
+            ).fetchone()
             return row is not None
 
     def registrations(self) -> list[str]:
@@ -111,13 +119,16 @@ class Store:
         with self.lock:
             self._db.execute("DELETE FROM tokens WHERE expires <= ?", (time.time(),))
             self._db.execute(
-                "INSERT INTO tokens (digest, expires, scope) VALUES (?, ?, ?)", (token_digest(token), expires, scope)
+                "INSERT INTO tokens (digest, expires, scope) VALUES (?, ?, ?)",
+                (token_digest(token), expires, scope),
             )
 
     def token_valid(self, token: str) -> bool:
         """Whether the token is known and not expired."""
         with self.lock:
-            row = self._db.execute("SELECT expires FROM tokens WHERE digest = ?", (token_digest(token),)).fetchone()
+            row = self._db.execute(
+                "SELECT expires FROM tokens WHERE digest = ?", (token_digest(token),)
+            ).fetchone()
             return row is not None and row[0] > time.time()
 
     def expire_tokens(self) -> None:
@@ -128,22 +139,32 @@ class Store:
     def active_tokens(self) -> int:
         """How many issued tokens are still valid."""
         with self.lock:
-            return self._db.execute("SELECT COUNT(*) FROM tokens WHERE expires > ?", (time.time(),)).fetchone()[0]
+            return self._db.execute(
+                "SELECT COUNT(*) FROM tokens WHERE expires > ?", (time.time(),)
+            ).fetchone()[0]
 
     # sends ---------------------------------------------------------------------
     def add_send(self, sent: SentMessage) -> None:
         """Record an accepted send."""
         with self.lock:
             self._db.execute(
-                "INSERT INTO sends (message_id, addresses, message, sender, created) VALUES (?, ?, ?, ?, ?)",
-                (sent.message_id, json.dumps(list(sent.addresses)), sent.message, sent.sender_address, sent.created),
+                "INSERT INTO sends (message_id, addresses, message, sender, created)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (
+                    sent.message_id,
+                    json.dumps(list(sent.addresses)),
+                    sent.message,
+                    sent.sender_address,
+                    sent.created,
+                ),
             )
 
     def get_send(self, message_id: str) -> SentMessage | None:
         """The send with that id, if any."""
         with self.lock:
             row = self._db.execute(
-                "SELECT message_id, addresses, message, sender, created FROM sends WHERE message_id = ?",
+                "SELECT message_id, addresses, message, sender, created FROM sends"
+                " WHERE message_id = ?",
                 (message_id,),
             ).fetchone()
         return _sent(row) if row else None
@@ -158,19 +179,26 @@ class Store:
 
     # inbound -------------------------------------------------------------------
     def add_inbound(
-        self, registration_id: str, message_id: str, message: str, sender: str, destination: str | None, date_time: str
+        self,
+        registration_id: str,
+        message_id: str,
+        message: str,
+        sender: str,
+        destination: str | None,
+        date_time: str,
     ) -> None:
         """Queue an inbound message (creating the registration if needed)."""
         with self.lock:
             self.add_registration(registration_id)
             self._db.execute(
-                "INSERT INTO inbound (registration, message_id, message, sender, destination, date_time)"
+                "INSERT INTO inbound"
+                " (registration, message_id, message, sender, destination, date_time)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (registration_id, message_id, message, sender, destination, date_time),
             )
 
     def drain_inbound(self, registration_id: str, limit: int = 0) -> tuple[list[dict], int]:
-        """Remove and return the oldest ``limit`` (0 = all) pending messages, plus how many remain."""
+        """Remove and return the oldest ``limit`` (0 = all) messages, and how many remain."""
         with self.lock:
             sql = (
                 "SELECT seq, message_id, message, sender, destination, date_time FROM inbound"
@@ -188,7 +216,12 @@ class Store:
             ).fetchone()[0]
         messages = []
         for _seq, message_id, message, sender, destination, date_time in rows:
-            item = {"messageId": message_id, "message": message, "senderAddress": sender, "dateTime": date_time}
+            item = {
+                "messageId": message_id,
+                "message": message,
+                "senderAddress": sender,
+                "dateTime": date_time,
+            }
             if destination is not None:
                 item["destinationAddress"] = destination
             messages.append(item)
@@ -198,7 +231,8 @@ class Store:
         """Pending inbound count per registration (every registration listed)."""
         with self.lock:
             rows = self._db.execute(
-                "SELECT r.id, COUNT(i.seq) FROM registrations r LEFT JOIN inbound i ON i.registration = r.id"
+                "SELECT r.id, COUNT(i.seq) FROM registrations r"
+                " LEFT JOIN inbound i ON i.registration = r.id"
                 " GROUP BY r.id ORDER BY r.id"
             ).fetchall()
         return {reg: n for reg, n in rows}

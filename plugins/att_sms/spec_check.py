@@ -17,28 +17,34 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 SPEC_PATH = Path(__file__).resolve().parent / "spec" / "att-sms-openapi.yaml"
 # openapi-core matches the request URL against the spec's servers.
 _SPEC_HOST = "https://api.att.com"
 
 
+def _short(text: str, limit: int = 200) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _describe(exc: BaseException) -> str:
-    """One line for an openapi-core error, including nested schema errors."""
-    parts = [f"{type(exc).__name__}: {exc}"]
-    seen: set[int] = set()
+    """One line for an openapi-core error: its type plus the nested schema errors."""
+    found: list[str] = []
+    chain: list[BaseException] = []
     cur: BaseException | None = exc
-    while cur is not None and id(cur) not in seen:
-        seen.add(id(cur))
+    while cur is not None and cur not in chain:
+        chain.append(cur)
         for err in getattr(cur, "schema_errors", None) or ():
             where = "/".join(str(p) for p in getattr(err, "absolute_path", ())) or "<root>"
-            parts.append(f"at {where}: {getattr(err, 'message', err)}")
+            found.append(f"at {where}: {_short(str(getattr(err, 'message', err)))}")
         cur = cur.__cause__ or cur.__context__
-        if cur is not None and not getattr(cur, "schema_errors", None) and str(cur) and str(cur) not in parts[0]:
-            parts.append(f"{type(cur).__name__}: {cur}")
-    return "; ".join(parts)
+    if found:
+        return f"{type(exc).__name__}: " + "; ".join(found)
+    detail = "; ".join(_short(f"{type(e).__name__}: {e}") for e in chain if str(e))
+    return detail or type(exc).__name__
 
 
 class SpecChecker:
@@ -64,8 +70,13 @@ class SpecChecker:
         self._body = V30RequestBodyValidator(spec)
         self._params = V30RequestParametersValidator(spec)
         self._response = V30ResponseValidator(spec)
-        self._error_schema = jsonschema.Draft4Validator(raw["components"]["schemas"]["ErrorResponse"])
+        self._error_schema = jsonschema.Draft4Validator(
+            raw["components"]["schemas"]["ErrorResponse"]
+        )
         self._raw = raw
+
+    def _is_operation(self, template: str | None, method: str) -> bool:
+        return template is not None and method.lower() in self._raw["paths"].get(template, {})
 
     def _secured(self, template: str, method: str) -> bool:
         op = self._raw["paths"].get(template, {}).get(method.lower(), {})
@@ -74,10 +85,22 @@ class SpecChecker:
     def _responses(self, template: str, method: str) -> Mapping[str, Any]:
         return self._raw["paths"].get(template, {}).get(method.lower(), {}).get("responses", {})
 
-    def _request(self, method: str, path: str, query: Mapping[str, str], headers: Mapping[str, str],
-                 body: bytes, content_type: str | None) -> Any:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+        body: bytes,
+        content_type: str | None,
+    ) -> Any:
         return self._mock_request(
-            _SPEC_HOST, method, path, args=dict(query), headers=dict(headers), data=body or None,
+            _SPEC_HOST,
+            method,
+            path,
+            args=dict(query),
+            headers=dict(headers),
+            data=body or None,
             content_type=(content_type or "").lower(),
         )
 
@@ -94,7 +117,7 @@ class SpecChecker:
     ) -> list[str]:
         """Violations of one request (empty when it conforms)."""
         label = f"{method} {path}"
-        if template is None:
+        if not self._is_operation(template, method):
             return [f"request {label}: no such operation in the spec"]
         out: list[str] = []
         req = self._request(method, path, query, headers, body, content_type)
@@ -104,7 +127,9 @@ class SpecChecker:
         if self._secured(template, method):
             auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
             if not auth.lower().startswith("bearer ") or not auth[7:].strip():
-                out.append(f"request {label}: missing Authorization bearer token (spec security: oauth2)")
+                out.append(
+                    f"request {label}: missing Authorization bearer token (spec security: oauth2)"
+                )
         return out
 
     def check_response(
@@ -119,16 +144,20 @@ class SpecChecker:
         content_type: str | None,
     ) -> list[str]:
         """Violations of one response to a spec operation (empty when it conforms)."""
-        if template is None:
-            return []
+        if not self._is_operation(template, method):
+            return []  # outside the spec (unknown path or method): nothing to conform to
         label = f"{method} {path} -> {status}"
         ctype = (content_type or "").lower()
-        if str(status) not in self._responses(template, method) and "default" not in self._responses(template, method):
+        if str(status) not in self._responses(
+            template, method
+        ) and "default" not in self._responses(template, method):
             if status == 401 and self._secured(template, method):
                 return self._check_error_body(label, body, ctype)
             return [f"response {label}: status {status} is not documented for {method} {template}"]
         req = self._request(method, path, {}, {}, b"", None)
-        resp = self._mock_response(body, status_code=status, headers=dict(headers), content_type=ctype)
+        resp = self._mock_response(
+            body, status_code=status, headers=dict(headers), content_type=ctype
+        )
         with self._lock:
             errors = list(self._response.iter_errors(req, resp))
         return [f"response {label}: {_describe(e)}" for e in errors]

@@ -45,8 +45,9 @@ def _cut(word: str, start: int, room: int) -> int:
     """End index for a hard split of ``word[start:]`` into ``room`` characters."""
     end = start + room
     back = end
-    while back > start + 1 and (word[back] in _JOINERS or unicodedata.combining(word[back])
-                                or word[back - 1] in _JOINERS):
+    while back > start + 1 and (
+        word[back] in _JOINERS or unicodedata.combining(word[back]) or word[back - 1] in _JOINERS
+    ):
         back -= 1
     return back if back > start + 1 or room == 1 else end
 

@@ -6,6 +6,7 @@ the conftest hook can print their tails into a failing test's report.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -21,6 +22,8 @@ import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from e2e_ircclient import IrcClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PLUGINS_DIR = REPO_ROOT / "plugins"
@@ -85,13 +88,17 @@ def wait_port_open(port: int, timeout: float, proc: subprocess.Popen[bytes], nam
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with {proc.returncode} before listening\n{tail(name)}")
+            raise RuntimeError(
+                f"{name} exited with {proc.returncode} before listening\n{tail(name)}"
+            )
         try:
             with socket.create_connection((HOST, port), timeout=0.5):
                 return
         except OSError:
             time.sleep(0.1)
-    raise RuntimeError(f"{name} did not listen on {HOST}:{port} within {timeout:.0f}s\n{tail(name)}")
+    raise RuntimeError(
+        f"{name} did not listen on {HOST}:{port} within {timeout:.0f}s\n{tail(name)}"
+    )
 
 
 def tail(name: str, lines: int = 80) -> str:
@@ -132,7 +139,9 @@ class Proc:
 
     def start(self) -> subprocess.Popen[bytes]:
         with self.log.open("ab") as out:
-            out.write(f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(self.argv)}\n".encode())
+            out.write(
+                f"\n===== start {time.strftime('%H:%M:%S')}: {' '.join(self.argv)}\n".encode()
+            )
             out.flush()
             self.proc = subprocess.Popen(  # noqa: S603 - fixed argv built by the harness
                 self.argv,
@@ -390,3 +399,82 @@ def make_errbot(workdir: Path, irc_port: int, sandbox_url: str) -> Proc:
         env=errbot_env(sandbox_url),
         cwd=workdir,
     )
+
+
+# -- the whole system -----------------------------------------------------------------------
+
+# errbot's start (plugin scan, storage, IRC registration, join) plus slack for slow CI hosts
+ERRBOT_READY_TIMEOUT = 60.0
+
+
+class Stack:
+    """The running system, as the tests see it."""
+
+    def __init__(
+        self,
+        workdir: Path,
+        ngircd: Proc,
+        irc_port: int,
+        sandbox_proc: Proc,
+        sandbox: Sandbox,
+        errbot: Proc,
+        human: IrcClient,
+    ) -> None:
+        self.workdir = workdir
+        self.ngircd = ngircd
+        self.irc_port = irc_port
+        self.sandbox_proc = sandbox_proc
+        self.sandbox = sandbox
+        self.errbot = errbot
+        self.human = human
+        self._probe = itertools.count(1)
+        self.injected: list[str] = []  # markers of every inbound SMS injected on this stack
+
+    def inject(self, sender: str, text: str, marker: str) -> None:
+        """Inject an inbound SMS at the carrier; ``marker`` (inside ``text``) identifies it."""
+        assert marker in text
+        self.sandbox.inject(sender, text)
+        self.injected.append(marker)
+
+    def bot_lines(self, since: int) -> list[str]:
+        return [m.text for m in self.human.messages(since, BOT_NICK)]
+
+    def command(self, text: str, expect: str, timeout: float = 15.0) -> list[str]:
+        """Say ``text`` in the channel; wait for a bot line containing ``expect``."""
+        mark = self.human.say(CHANNEL, text)
+        found = self.human.wait_for_messages(
+            lambda ms: any(expect in m.text for m in ms),
+            timeout,
+            f"a bot line containing {expect!r} after {text!r}",
+            since=mark,
+            nick=BOT_NICK,
+        )
+        return [m.text for m in found]
+
+    def start_errbot(self) -> float:
+        """Start errbot; wait until it is in the channel and answers; return seconds taken."""
+        began = time.monotonic()
+        self.errbot.start()
+        try:
+            self.human.wait_member(CHANNEL, BOT_NICK, True, ERRBOT_READY_TIMEOUT)
+            probe = f"ready-probe-{next(self._probe)}"
+            left = max(5.0, ERRBOT_READY_TIMEOUT - (time.monotonic() - began))
+            self.command(f"!echo {probe}", probe, timeout=left)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"errbot did not become ready: {exc}\n--- errbot.log ---\n{tail('errbot.log')}"
+                f"\n--- errbot stdout ---\n{tail('errbot')}"
+            ) from exc
+        return time.monotonic() - began
+
+    def ensure_errbot(self) -> None:
+        if self.errbot.alive() and BOT_NICK in self.human.members(CHANNEL):
+            return
+        self.errbot.stop()
+        self.human.wait_member(CHANNEL, BOT_NICK, False, 30)
+        self.start_errbot()
+
+    def sigkill_errbot(self) -> None:
+        self.errbot.kill9()
+        # ngircd notices the closed socket and sends QUIT; a restart must not race its nick
+        self.human.wait_member(CHANNEL, BOT_NICK, False, 30)

@@ -98,7 +98,9 @@ class IrcClient:
     def connect(self) -> None:
         self._sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
         self._sock.settimeout(None)
-        self._reader = threading.Thread(target=self._read_loop, name=f"irc-{self.nick}", daemon=True)
+        self._reader = threading.Thread(
+            target=self._read_loop, name=f"irc-{self.nick}", daemon=True
+        )
         self._reader.start()
         self.send_raw(f"NICK {self.nick}")
         self.send_raw(f"USER {self.nick} 0 * :e2e human")

@@ -1,0 +1,101 @@
+"""The send audit log: who paged whom, when, and what came of it.
+
+The log is a plain list of plain dicts kept in plugin storage, oldest first, bounded
+to the most recent ``limit`` entries. Each entry::
+
+    {"who": "alice", "when": 1776592800.0, "recipients": ["tel:+12125551234"],
+     "parts": 2, "message_ids": ["id1"], "outcome": "sent"}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["DEFAULT_LIMIT", "format_entry", "last", "record"]
+
+DEFAULT_LIMIT = 1000
+#: Most recipients / message ids ``format_entry`` shows before "(+N more)".
+MAX_SHOWN_ITEMS = 10
+#: Longest text of one field ``format_entry`` shows.
+MAX_FIELD = 300
+
+_BLANKS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]+")
+
+
+def record(
+    state_list: list[dict[str, Any]],
+    *,
+    who: str,
+    when: float,
+    recipients: Iterable[str],
+    parts: int,
+    message_ids: Iterable[str],
+    outcome: str,
+    limit: int = DEFAULT_LIMIT,
+) -> None:
+    """Append one entry to ``state_list`` and keep only its last ``limit`` entries."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise ValueError(f"limit must be an integer >= 1, not {limit!r}")
+    state_list.append(
+        {
+            "who": str(who),
+            "when": float(when),
+            "recipients": [str(r) for r in recipients],
+            "parts": int(parts),
+            "message_ids": [str(m) for m in message_ids],
+            "outcome": str(outcome),
+        }
+    )
+    if len(state_list) > limit:
+        del state_list[: len(state_list) - limit]
+
+
+def last(state_list: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
+    """The last ``n`` entries (copies), newest last; none if ``n`` <= 0."""
+    if n <= 0:
+        return []
+    return [dict(entry) for entry in state_list[-n:]]
+
+
+def _one_line(value: object) -> str:
+    """``value`` as text on one line: control characters and line breaks become spaces."""
+    text = _BLANKS.sub(" ", str(value)).strip()
+    if len(text) > MAX_FIELD:
+        text = text[: MAX_FIELD - 1] + "\u2026"
+    return text
+
+
+def _items(values: object) -> str:
+    if isinstance(values, str) or not isinstance(values, Iterable):
+        values = [] if values is None else [values]
+    shown = [_one_line(v) for v in values]
+    more = len(shown) - MAX_SHOWN_ITEMS
+    if more > 0:
+        shown = shown[:MAX_SHOWN_ITEMS] + [f"(+{more} more)"]
+    return ", ".join(shown)
+
+
+def _time(when: Any) -> str:
+    try:
+        return datetime.fromtimestamp(float(when), UTC).strftime("%Y-%m-%d %H:%M UTC")
+    except (TypeError, ValueError, OverflowError, OSError):
+        return "????-??-?? ??:?? UTC"
+
+
+def format_entry(entry: dict[str, Any]) -> str:
+    """One line: ``2026-04-19 10:00 UTC alice -> tel:+1..., tel:+1... 2 parts [id1]: sent``."""
+    parts = entry.get("parts", 0)
+    try:
+        count = int(parts)
+        parts_text = f"{count} part" if count == 1 else f"{count} parts"
+    except (TypeError, ValueError):
+        parts_text = f"{_one_line(parts)} parts"
+    recipients = _items(entry.get("recipients")) or "(nobody)"
+    return (
+        f"{_time(entry.get('when'))} {_one_line(entry.get('who', '?')) or '?'} -> "
+        f"{recipients} {parts_text} [{_items(entry.get('message_ids'))}]: "
+        f"{_one_line(entry.get('outcome', ''))}"
+    )

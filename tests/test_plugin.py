@@ -249,13 +249,26 @@ def test_server_error_after_taking_the_message_is_not_resent(ready: Bot, sandbox
     assert sandbox.state()["requests"][SEND] == 1
 
 
-def test_503_before_processing_is_retried_once(ready: Bot, sandbox) -> None:
+def test_429_before_processing_is_retried_once(ready: Bot, sandbox) -> None:
     sandbox.add_fault(
-        "/sms/v3/messaging/outbox", method="POST", status=503, headers={"Retry-After": "0"}
+        "/sms/v3/messaging/outbox", method="POST", status=429, headers={"Retry-After": "0"}
     )
     answer = ready.ask("!sms send +12125551234 hi")
     assert answer.startswith("Sent to")
     assert len(sends(sandbox)) == 1
+    assert sandbox.state()["requests"][SEND] == 2
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_503_on_send_never_duplicates(ready: Bot, sandbox, when: str) -> None:
+    sandbox.add_fault(
+        "/sms/v3/messaging/outbox", method="POST", status=503, headers={"Retry-After": "0"},
+        when=when,
+    )
+    answer = ready.ask("!sms send +12125551234 hi")
+    assert "may or may not have gone out" in answer and "\n" not in answer
+    assert len(sends(sandbox)) == (1 if when == "after" else 0)
+    assert sandbox.state()["requests"][SEND] == 1
 
 
 def test_expired_token_is_refreshed_transparently(ready: Bot, sandbox) -> None:

@@ -7,11 +7,10 @@ import json
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
-
 from att_sms import policy as p
 from att_sms.policy import QuotaError
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 ALICE = "tel:+12125551234"
@@ -237,8 +236,11 @@ def test_daily_limit_counts_parts_for_everyone() -> None:
 
 def test_daily_limit_message_singular() -> None:
     state = {"users": {}, "days": {"2026-04-19": 1}}
-    with pytest.raises(QuotaError, match=r"^daily limit reached: 1 of 1 part sent today, 1 more "
-                                         r"part would exceed it; resets at 00:00 UTC \(in 720 min\)$"):
+    with pytest.raises(
+        QuotaError,
+        match=r"^daily limit reached: 1 of 1 part sent today, 1 more "
+        r"part would exceed it; resets at 00:00 UTC \(in 720 min\)$",
+    ):
         p.check_quota(state, "bob", 1, NOON, 0, 1)
 
 

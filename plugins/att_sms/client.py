@@ -80,10 +80,7 @@ DEFAULT_TOKEN_LIFETIME = 3600.0
 MAX_TEXT = 300
 
 _TOKEN_KEY = "token"
-_UNCERTAIN_HINT = (
-    "the message may have been sent: check its delivery status "
-    "(or ask the recipient) before sending it again"
-)
+_UNCERTAIN_HINT = "the message may have been sent: check before sending it again"
 
 
 # --------------------------------------------------------------------------

@@ -137,7 +137,11 @@ class AttSms(BotPlugin):
         self._settings_problem = None
         self._rules = NumberRules(settings.default_region, settings.allowed_regions)
         self._client = AttSmsClient(
-            settings.api_base_url, settings.client_id, settings.client_secret, settings.scope
+            settings.api_base_url,
+            settings.client_id,
+            settings.client_secret,
+            settings.scope,
+            read_timeout=settings.read_timeout,
         )
 
     def _not_configured(self) -> str:

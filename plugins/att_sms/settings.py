@@ -35,6 +35,7 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "FOLLOW_UP": True,
     "RATE_LIMIT": 0,
     "DAILY_LIMIT": 0,
+    "READ_TIMEOUT": 10,
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
@@ -68,6 +69,7 @@ class Settings:
     follow_up: bool = True
     rate_limit: int = 0
     daily_limit: int = 0
+    read_timeout: float = 10.0
 
 
 def parse_settings(
@@ -127,6 +129,7 @@ def parse_settings(
         daily_limit=int(
             _number("DAILY_LIMIT", value("DAILY_LIMIT", 0), low=0, high=10**7, integer=True)
         ),
+        read_timeout=_number("READ_TIMEOUT", value("READ_TIMEOUT", 10), low=0.1, high=300),
     )
 
 

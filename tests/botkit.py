@@ -105,7 +105,9 @@ class Bot:
         with self._posts_lock:
             return [p for p in self.posts if needle in p[1]]
 
-    def wait_for_posts(self, needle: str, count: int = 1, timeout: float = 10) -> list[tuple[str, str]]:
+    def wait_for_posts(
+        self, needle: str, count: int = 1, timeout: float = 10
+    ) -> list[tuple[str, str]]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             found = self.posts_containing(needle)

@@ -25,8 +25,14 @@ def test_split(args: str, recipients: list[str], text: str) -> None:
 
 @pytest.mark.parametrize(
     ("args", "words"),
-    [("", "usage"), ("   ", "usage"), ("+1212", "no message text"), ("a,,b hi", "empty recipient"),
-     ('"(212) 555 hi', "unbalanced"), ('x ""', "no message text")],
+    [
+        ("", "usage"),
+        ("   ", "usage"),
+        ("+1212", "no message text"),
+        ("a,,b hi", "empty recipient"),
+        ('"(212) 555 hi', "unbalanced"),
+        ('x ""', "no message text"),
+    ],
 )
 def test_refusals(args: str, words: str) -> None:
     with pytest.raises(ArgumentError, match=words):

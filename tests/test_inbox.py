@@ -75,3 +75,17 @@ def test_concurrent_writers(tmp_path: Path) -> None:
     for t in threads:
         t.join()
     assert ledger.counts() == {"pending": 0, "seen": 401}
+
+
+def test_handles_lead_back_to_the_sender(tmp_path: Path) -> None:
+    from att_sms.inbox import handle_for
+
+    ledger = InboxLedger(tmp_path / "l.sqlite3")
+    (stored,) = ledger.record_fetched("r", [Msg("a", sender_address="tel:+12125550111")])
+    handle = handle_for(stored.seq)
+    assert handle.startswith("r")
+    assert ledger.sender_for_handle(handle) == "tel:+12125550111"  # still pending
+    ledger.mark_posted([stored.key])
+    assert ledger.sender_for_handle("#" + handle.upper()) == "tel:+12125550111"
+    assert ledger.sender_for_handle("r-nope") is None
+    assert [handle_for(n) for n in (0, 35, 36)] == ["r0", "rz", "r10"]

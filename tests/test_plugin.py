@@ -262,7 +262,10 @@ def test_429_before_processing_is_retried_once(ready: Bot, sandbox) -> None:
 @pytest.mark.parametrize("when", ["before", "after"])
 def test_503_on_send_never_duplicates(ready: Bot, sandbox, when: str) -> None:
     sandbox.add_fault(
-        "/sms/v3/messaging/outbox", method="POST", status=503, headers={"Retry-After": "0"},
+        "/sms/v3/messaging/outbox",
+        method="POST",
+        status=503,
+        headers={"Retry-After": "0"},
         when=when,
     )
     answer = ready.ask("!sms send +12125551234 hi")

@@ -7,8 +7,17 @@ from att_sms.posts import build_posts
 
 
 def stored(i: int, text: str = "ok") -> StoredInbound:
-    return StoredInbound(i, f"r\x1f{i}", "r", str(i), "tel:+12125559876", f"{text} {i}", None,
-                         "2026-04-19T10:00:00Z", 0.0)
+    return StoredInbound(
+        i,
+        f"r\x1f{i}",
+        "r",
+        str(i),
+        "tel:+12125559876",
+        f"{text} {i}",
+        None,
+        "2026-04-19T10:00:00Z",
+        0.0,
+    )
 
 
 def test_one_post_each_up_to_threshold() -> None:

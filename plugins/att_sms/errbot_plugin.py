@@ -6,10 +6,14 @@ and the carrier inbox to the chat (client -> inbox ledger -> posts -> chat).
 
 from __future__ import annotations
 
+import copy
 import logging
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +23,11 @@ _PLUGINS_DIR = str(Path(__file__).resolve().parent.parent)
 if _PLUGINS_DIR not in sys.path:
     sys.path.insert(0, _PLUGINS_DIR)
 
-from errbot import BotPlugin, ValidationException, botcmd  # noqa: E402
-
+from att_sms import audit, directory, policy  # noqa: E402
 from att_sms.arguments import ArgumentError, single_word, split_recipients_and_text  # noqa: E402
-from att_sms.client import AttSmsClient  # noqa: E402
+from att_sms.client import AttSmsClient, DeliveryInfo  # noqa: E402
 from att_sms.errors import AttSmsError, CarrierError, NotFoundError, SendUncertain  # noqa: E402
-from att_sms.inbox import InboxLedger, StoredInbound  # noqa: E402
+from att_sms.inbox import InboxLedger, StoredInbound, handle_for  # noqa: E402
 from att_sms.numbers import NumberError, NumberRules, display_number  # noqa: E402
 from att_sms.posts import build_posts  # noqa: E402
 from att_sms.settings import (  # noqa: E402
@@ -36,6 +39,7 @@ from att_sms.settings import (  # noqa: E402
     parse_settings,
 )
 from att_sms.splitting import MessageError, split_message  # noqa: E402
+from errbot import BotPlugin, ValidationException, botcmd  # noqa: E402
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -45,9 +49,17 @@ STATUS_WORDS = {
     "MessageWaiting": "waiting: the phone is not reachable yet",
     "DeliveryImpossible": "could not be delivered",
 }
+FINAL_STATES = frozenset({"DeliveredToTerminal", "DeliveryImpossible"})
 MAX_BACKOFF = 300.0
 MAX_FETCHES_PER_ROUTE = 50
 POLL_LOCK_WAIT = 60.0
+FOLLOW_UP_TICK = 1.0  # how often due follow-ups are looked at
+FOLLOW_UP_FIRST = 2.0  # first status check after a send; then doubling
+FOLLOW_UP_MAX_GAP = 300.0
+OPT_NOTES = {
+    "out": "opted out: sends to this number are refused until it texts START",
+    "in": "opted back in",
+}
 
 
 class AttSms(BotPlugin):
@@ -65,6 +77,7 @@ class AttSms(BotPlugin):
         self._failures = 0
         self._next_poll_at = 0.0
         self._route_problems: dict[str, str] = {}
+        self._state_lock = threading.RLock()  # every read-modify-write of errbot storage
 
     # ----------------------------------------------------------------- configuration
 
@@ -94,6 +107,7 @@ class AttSms(BotPlugin):
             return
         if self._settings.poll_interval > 0 and self._settings.inbox_routes:
             self.start_poller(self._settings.poll_interval, self._poll_tick, args=(generation,))
+        self.start_poller(FOLLOW_UP_TICK, self._follow_up_tick, args=(generation,))
         # Post what an earlier run stored but did not post, without waiting a whole interval.
         threading.Thread(
             target=self._flush_pending, args=(generation,), name="AttSms resume", daemon=True
@@ -103,7 +117,7 @@ class AttSms(BotPlugin):
         self._generation += 1
         # stop_poller raises ValueError after super().deactivate() has cleared the pollers.
         for method, args, kwargs in list(self.current_pollers):
-            if method == self._poll_tick:
+            if method in (self._poll_tick, self._follow_up_tick):
                 try:
                     self.stop_poller(method, args, kwargs)
                 except ValueError:
@@ -158,31 +172,146 @@ class AttSms(BotPlugin):
 
     @botcmd
     def sms(self, msg: Any, args: str) -> str:
-        """Lists the SMS commands: send, status, inbox."""
+        """Lists the SMS commands."""
         word = args.split()[0] if args.split() else ""
-        prefix = self._bot.prefix
+        p = self._bot.prefix
         head = f"Unknown sms command {word!r}. " if word else ""
         return (
-            f"{head}Use {prefix}sms send <to>[,<to>...] <text> | {prefix}sms status <messageId> | "
-            f"{prefix}sms inbox [<registrationId>]"
+            f"{head}Use {p}sms send <to>[,<to>...] <text> | {p}sms status <messageId> | "
+            f"{p}sms inbox [<registrationId>] | {p}sms reply <handle> <text> | "
+            f"{p}sms contacts | {p}sms groups | {p}sms optouts | {p}sms log [N] "
+            f"(details: {p}help AttSms)"
         )
 
     @botcmd
     def sms_send(self, msg: Any, args: str) -> str:
-        """<to>[,<to>...] <text>: send an SMS (quote numbers with spaces).
+        """<to>[,<to>...] <text>: send an SMS to numbers, contacts or groups.
 
-        Recipients are numbers in any usual format, comma-separated; a number with spaces
-        goes in double quotes: !sms send +12125551234,"(212) 555-0199" db-1 is down
+        Recipients are comma-separated; a number with spaces goes in double quotes:
+        !sms send oncall,+12125551234,"(212) 555-0199" db-1 is down
         """
         if self._settings is None:
             return self._not_configured()
         try:
-            raw_recipients, text = split_recipients_and_text(args)
-            addresses = self._normalise_all(raw_recipients)
-            parts = split_message(text, max_parts=self._settings.max_parts)
-        except (ArgumentError, MessageError, NumberError) as exc:
+            tokens, text = split_recipients_and_text(args)
+        except ArgumentError as exc:
             return f"Not sent: {exc}"
-        return self._send_parts(addresses, parts)
+        return self._page(msg, tokens, text)
+
+    @botcmd
+    def sms_reply(self, msg: Any, args: str) -> str:
+        """<handle> <text>: answer the sender of an inbound post (its handle, e.g. r7)."""
+        if self._settings is None:
+            return self._not_configured()
+        handle, _, text = (args or "").strip().partition(" ")
+        if not handle or not text.strip():
+            return "usage: !sms reply <handle> <text> (the handle is shown in each inbound post)"
+        sender = self._ledger.sender_for_handle(handle) if self._ledger else None
+        if sender is None:
+            return f"Not sent: no inbound SMS with handle {handle!r} (handles are shown in inbound posts)."
+        return self._page(msg, [sender], text.strip().strip('"').strip() or text.strip())
+
+    # ----------------------------------------------------------------- contacts and groups
+
+    @botcmd
+    def sms_contact_add(self, msg: Any, args: str) -> str:
+        """<name> <number>: add or replace a contact."""
+        name, _, number = (args or "").strip().partition(" ")
+        if not name or not number.strip():
+            return "usage: !sms contact add <name> <number>"
+        try:
+            with self._state("directory", directory.new_directory) as book:
+                tel = directory.add_contact(
+                    book, name, number.strip().strip('"'), self._rules_or_default()
+                )
+        except (directory.DirectoryError, NumberError) as exc:
+            return f"Contact not saved: {exc}"
+        return f"Contact {name.lower()} is {tel} ({display_number(tel)})."
+
+    @botcmd
+    def sms_contact_remove(self, msg: Any, args: str) -> str:
+        """<name>: remove a contact (and from every group)."""
+        try:
+            name = single_word(args, "contact name", "usage: !sms contact remove <name>")
+            with self._state("directory", directory.new_directory) as book:
+                groups = directory.remove_contact(book, name)
+        except (ArgumentError, directory.DirectoryError) as exc:
+            return f"Nothing removed: {exc}"
+        also = f" (also removed from {', '.join(groups)})" if groups else ""
+        return f"Contact {name.lower()} removed{also}."
+
+    @botcmd
+    def sms_contacts(self, msg: Any, args: str) -> str:
+        """Lists the contacts."""
+        contacts = directory.list_contacts(self._read("directory", directory.new_directory))
+        if not contacts:
+            return "No contacts yet: !sms contact add <name> <number>"
+        return "Contacts: " + "; ".join(f"{name} {display_number(tel)}" for name, tel in contacts)
+
+    @botcmd
+    def sms_group_add(self, msg: Any, args: str) -> str:
+        """<group> <member>...: create a group or add contacts/numbers to it."""
+        words = (args or "").split()
+        if len(words) < 2:
+            return "usage: !sms group add <group> <member>..."
+        try:
+            with self._state("directory", directory.new_directory) as book:
+                members = directory.add_group(book, words[0], words[1:], self._rules_or_default())
+        except (directory.DirectoryError, NumberError) as exc:
+            return f"Group not changed: {exc}"
+        return f"Group {words[0].lower()}: {', '.join(members)}."
+
+    @botcmd
+    def sms_group_remove(self, msg: Any, args: str) -> str:
+        """<group> [<member>...]: remove members, or the whole group when none are named."""
+        words = (args or "").split()
+        if not words:
+            return "usage: !sms group remove <group> [<member>...]"
+        try:
+            with self._state("directory", directory.new_directory) as book:
+                directory.remove_group(
+                    book, words[0], words[1:] or None, rules=self._rules_or_default()
+                )
+        except (directory.DirectoryError, NumberError) as exc:
+            return f"Group not changed: {exc}"
+        if len(words) == 1:
+            return f"Group {words[0].lower()} removed."
+        return f"Removed {', '.join(words[1:])} from group {words[0].lower()}."
+
+    @botcmd
+    def sms_groups(self, msg: Any, args: str) -> str:
+        """Lists the groups and their members."""
+        groups = directory.list_groups(self._read("directory", directory.new_directory))
+        if not groups:
+            return "No groups yet: !sms group add <group> <member>..."
+        return "Groups: " + "; ".join(f"{g}: {', '.join(m) or '(empty)'}" for g, m in groups)
+
+    @botcmd
+    def sms_optouts(self, msg: Any, args: str) -> str:
+        """Lists the numbers that opted out by texting STOP."""
+        optouts = self._read("optouts", dict)
+        if not optouts:
+            return "No number has opted out."
+        listed = "; ".join(
+            f"{display_number(tel)} since {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since))}"
+            for tel, since in sorted(optouts.items())
+        )
+        return f"Opted out ({len(optouts)}): {listed}"
+
+    @botcmd
+    def sms_log(self, msg: Any, args: str) -> str:
+        """[N]: the last N sends from the audit log (default 10)."""
+        words = (args or "").split()
+        try:
+            count = int(words[0]) if words else 10
+        except ValueError:
+            return "usage: !sms log [N]"
+        if len(words) > 1 or not 1 <= count <= 100:
+            return "usage: !sms log [N] with N from 1 to 100"
+        entries = audit.last(self._read("audit", list), count)
+        if not entries:
+            return "No sends recorded yet."
+        return "\n".join(audit.format_entry(entry) for entry in entries)
 
     @botcmd
     def sms_status(self, msg: Any, args: str) -> str:
@@ -239,24 +368,54 @@ class AttSms(BotPlugin):
 
     # ----------------------------------------------------------------- sending
 
-    def _normalise_all(self, raw_recipients: list[str]) -> list[str]:
-        rules = self._rules
-        assert rules is not None
-        addresses: list[str] = []
-        problems: list[str] = []
-        for raw in raw_recipients:
-            try:
-                tel = rules.normalise(raw)
-            except NumberError as exc:
-                problems.append(str(exc))
-                continue
-            if tel not in addresses:
-                addresses.append(tel)
-        if problems:
-            raise ArgumentError("; ".join(problems))
-        return addresses
+    def _page(self, msg: Any, tokens: list[str], text: str) -> str:
+        """The send pipeline: resolve, opt-out, split, quota, send, audit, follow up."""
+        settings, rules = self._settings, self._rules
+        assert settings is not None and rules is not None
+        try:
+            parts = split_message(text, max_parts=settings.max_parts)
+            recipients = directory.resolve(
+                self._read("directory", directory.new_directory), tokens, rules
+            )
+        except (MessageError, directory.DirectoryError, NumberError) as exc:
+            return f"Not sent: {exc}"
+        allowed, refused = policy.split_opted_out(
+            self._read("optouts", dict), [r.tel for r in recipients]
+        )
+        opted = (
+            f" Not sent to {', '.join(refused)}: opted out (texted STOP; START opts back in)."
+            if refused
+            else ""
+        )
+        if not allowed:
+            return f"Not sent: every recipient opted out ({', '.join(refused)})."
+        user = self._user_of(msg)
+        try:
+            with self._state("quota", policy.new_quota_state) as quota:
+                now = time.time()
+                policy.check_quota(
+                    quota, user, len(parts), now, settings.rate_limit, settings.daily_limit
+                )
+                policy.record_send(quota, user, len(parts), now)
+        except policy.QuotaError as exc:
+            return f"Not sent: {exc}"
+        reply, ids, outcome = self._send_parts(allowed, parts)
+        with self._state("audit", list) as log_entries:
+            audit.record(
+                log_entries,
+                who=user,
+                when=time.time(),
+                recipients=allowed,
+                parts=len(parts),
+                message_ids=ids,
+                outcome=outcome,
+            )
+        if ids and settings.follow_up:
+            self._start_follow_up(ids, allowed, self._reply_target(msg))
+        return reply + opted
 
-    def _send_parts(self, addresses: list[str], parts: list[str]) -> str:
+    def _send_parts(self, addresses: list[str], parts: list[str]) -> tuple[str, list[str], str]:
+        """Send every part to all addresses; return the reply, the ids and the audit outcome."""
         client = self._client_or_raise()
         sender = self._settings.sender_address if self._settings else None
         ids: list[str] = []
@@ -265,12 +424,14 @@ class AttSms(BotPlugin):
             try:
                 result = client.send(addresses, part, sender)
             except AttSmsError as exc:
-                return self._send_failure(exc, who, ids, index, len(parts))
+                reply = self._send_failure(exc, who, ids, index, len(parts))
+                kind = "uncertain" if isinstance(exc, SendUncertain) else "failed"
+                return reply, ids, f"{kind}: {exc}"
             ids.append(result.message_id)
         if len(ids) == 1:
-            return f"Sent to {who}: message id {ids[0]}"
+            return f"Sent to {who}: message id {ids[0]}", ids, "sent"
         listed = ", ".join(f"part {i}/{len(ids)} {mid}" for i, mid in enumerate(ids, start=1))
-        return f"Sent to {who} in {len(ids)} parts: message ids {listed}"
+        return f"Sent to {who} in {len(ids)} parts: message ids {listed}", ids, "sent"
 
     @staticmethod
     def _send_failure(exc: AttSmsError, who: str, ids: list[str], index: int, total: int) -> str:
@@ -289,6 +450,140 @@ class AttSms(BotPlugin):
         if self._client is None:
             raise AttSmsError("the plugin is not active")
         return self._client
+
+    # ----------------------------------------------------------------- storage
+
+    @contextmanager
+    def _state(self, key: str, default: Callable[[], Any]) -> Iterator[Any]:
+        """Read-modify-write of one storage entry under the plugin's lock.
+
+        errbot's ``self.mutable`` has no lock and saves nothing if its body raises; this
+        works on a copy and saves it only when the body succeeded.
+        """
+        with self._state_lock:
+            try:
+                value = copy.deepcopy(self[key])
+            except KeyError:
+                value = default()
+            yield value
+            self[key] = value
+            self._sync_storage()
+
+    def _read(self, key: str, default: Callable[[], Any]) -> Any:
+        """A copy of one storage entry (``default()`` when absent)."""
+        with self._state_lock:
+            try:
+                return copy.deepcopy(self[key])
+            except KeyError:
+                return default()
+
+    def _sync_storage(self) -> None:
+        # errbot's shelf only reaches the disk on close; flush it now so a killed bot
+        # keeps what it was told (contacts, opt-outs, audit...).
+        shelf = getattr(getattr(self, "_store", None), "shelf", None)
+        if shelf is not None and hasattr(shelf, "sync"):
+            shelf.sync()
+
+    def _rules_or_default(self) -> NumberRules:
+        return self._rules or NumberRules()
+
+    @staticmethod
+    def _user_of(msg: Any) -> str:
+        frm = msg.frm
+        person = getattr(frm, "person", None)
+        return str(person or frm)
+
+    @staticmethod
+    def _reply_target(msg: Any) -> str:
+        """Where an answer to ``msg`` goes: the room for a room message, else the person."""
+        if getattr(msg, "is_group", False):
+            return str(msg.to)
+        return str(msg.frm)
+
+    # ----------------------------------------------------------------- delivery follow-up
+
+    def _start_follow_up(self, ids: list[str], addresses: list[str], target: str) -> None:
+        now = time.time()
+        with self._state("followups", list) as tasks:
+            for message_id in ids:
+                tasks.append(
+                    {
+                        "message_id": message_id,
+                        "target": target,
+                        "addresses": list(addresses),
+                        "started": now,
+                        "next_at": now + FOLLOW_UP_FIRST,
+                        "attempts": 0,
+                        "last": [],
+                    }
+                )
+
+    def _follow_up_tick(self, generation: int) -> None:
+        """Check due follow-ups; post one update per message when final or given up."""
+        if generation != self._generation or self._settings is None or self._client is None:
+            return
+        now = time.time()
+        due = [t for t in self._read("followups", list) if t["next_at"] <= now]
+        for task in due:
+            try:
+                self._follow_one(task, generation)
+            except Exception:  # one bad task must not stop the others
+                log.exception("AttSms follow-up of %s failed", task.get("message_id"))
+
+    def _follow_one(self, task: dict[str, Any], generation: int) -> None:
+        settings, client = self._settings, self._client
+        if settings is None or client is None or generation != self._generation:
+            return
+        message_id = task["message_id"]
+        infos: list[DeliveryInfo] | None = None
+        problem = ""
+        try:
+            infos = client.delivery_status(message_id)
+        except NotFoundError as exc:
+            problem = f"the carrier does not know it ({exc})"
+        except AttSmsError as exc:
+            problem = str(exc)
+        now = time.time()
+        if infos:
+            task["last"] = [[i.address, i.status] for i in infos]
+        final = bool(infos) and all(i.status in FINAL_STATES for i in infos)
+        expired = now - task["started"] >= settings.follow_up_limit
+        if final or expired or problem.startswith("the carrier does not know"):
+            text = self._follow_up_text(task, final, problem, now)
+            self._post_to(task["target"], text)
+            self._update_follow_up(message_id, None)
+            return
+        task["attempts"] += 1
+        task["next_at"] = now + min(FOLLOW_UP_FIRST * 2 ** task["attempts"], FOLLOW_UP_MAX_GAP)
+        self._update_follow_up(message_id, task)
+
+    def _update_follow_up(self, message_id: str, task: dict[str, Any] | None) -> None:
+        with self._state("followups", list) as tasks:
+            tasks[:] = [t for t in tasks if t["message_id"] != message_id]
+            if task is not None:
+                tasks.append(task)
+
+    @staticmethod
+    def _follow_up_text(task: dict[str, Any], final: bool, problem: str, now: float) -> str:
+        states = "; ".join(
+            f"{display_number(address)}: {STATUS_WORDS.get(status, 'unknown state')} ({status})"
+            for address, status in task.get("last", [])
+        )
+        if final:
+            return f"Delivery of SMS {task['message_id']}: {states}"
+        minutes = max(1, round((now - task["started"]) / 60))
+        why = f": {problem}" if problem else ""
+        last = f" Last known: {states}" if states else " No delivery status was seen."
+        return f"Stopped following SMS {task['message_id']} after {minutes} min{why}.{last}"
+
+    def _post_to(self, target: str, text: str) -> bool:
+        """Post ``text`` to a stored room/person identifier string; False if it cannot."""
+        try:
+            self.send(self.build_identifier(target), text)
+        except Exception as exc:  # ValueError, RoomDoesNotExistError, backend errors
+            log.warning("AttSms could not post to %r: %s", target, exc)
+            return False
+        return True
 
     # ----------------------------------------------------------------- inbound
 
@@ -369,6 +664,22 @@ class AttSms(BotPlugin):
                 break
         return new
 
+    def _apply_opt_keywords(self, messages: list[StoredInbound]) -> dict[str, str]:
+        """STOP/START from a sender opts them out/in; return a note per such message."""
+        notes: dict[str, str] = {}
+        keyworded = [(m, policy.opt_keyword(m.message)) for m in messages]
+        keyworded = [(m, k) for m, k in keyworded if k]
+        if not keyworded:
+            return notes
+        with self._state("optouts", dict) as optouts:
+            for message, keyword in keyworded:
+                try:
+                    policy.apply_opt(optouts, message.sender_address, keyword, time.time())
+                except ValueError:
+                    continue  # not a number we could ever send to
+                notes[message.key] = OPT_NOTES[keyword]
+        return notes
+
     def _post_pending(self) -> dict[str, str]:
         """Post every pending message to its route; mark each post done. Returns problems."""
         ledger, settings = self._ledger, self._settings
@@ -388,7 +699,16 @@ class AttSms(BotPlugin):
             except Exception as exc:  # ValueError and backend-specific errors
                 problems[registration] = f"cannot post to {target!r}: {exc}"
                 continue
-            for post in build_posts(messages, combine_above=settings.combine_above):
+            notes = self._apply_opt_keywords(messages)
+            book = self._read("directory", directory.new_directory)
+            posts = build_posts(
+                messages,
+                combine_above=settings.combine_above,
+                name_of=partial(directory.name_of, book),
+                handle_of=_handle_of,
+                note_of=_note_lookup(notes),
+            )
+            for post in posts:
                 try:
                     self.send(identifier, post.text)
                 except Exception as exc:  # RoomDoesNotExistError, network errors of the backend
@@ -400,3 +720,11 @@ class AttSms(BotPlugin):
                 log.warning("AttSms inbound for %s not posted: %s", registration, problem)
         self._route_problems = problems
         return problems
+
+
+def _handle_of(message: StoredInbound) -> str:
+    return handle_for(message.seq)
+
+
+def _note_lookup(notes: dict[str, str]) -> Callable[[StoredInbound], str | None]:
+    return lambda message: notes.get(message.key)

@@ -51,6 +51,17 @@ class StoredInbound:
     fetched_at: float
 
 
+def handle_for(seq: int) -> str:
+    """The short handle an inbound post carries for ``!sms reply``: ``r`` + base-36 seq."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = ""
+    while True:
+        seq, rest = divmod(seq, 36)
+        out = digits[rest] + out
+        if seq == 0:
+            return "r" + out
+
+
 def message_key(registration_id: str, message: InboundLike) -> str:
     """The dedup key of a message: its registration and carrier id (or a content hash)."""
     message_id = (message.message_id or "").strip()
@@ -79,8 +90,11 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE TABLE IF NOT EXISTS seen (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     key TEXT NOT NULL UNIQUE,
-    posted_at REAL NOT NULL
+    posted_at REAL NOT NULL,
+    handle TEXT,
+    sender_address TEXT
 );
+CREATE INDEX IF NOT EXISTS seen_handle ON seen (handle);
 """
 
 
@@ -144,9 +158,15 @@ class InboxLedger:
         moved = 0
         with self._lock, self._transaction():
             for key in keys:
+                row = self._db.execute(
+                    "SELECT seq, sender_address FROM pending WHERE key = ?", (key,)
+                ).fetchone()
+                handle, sender = (handle_for(row[0]), row[1]) if row else (None, None)
                 moved += self._db.execute("DELETE FROM pending WHERE key = ?", (key,)).rowcount
                 self._db.execute(
-                    "INSERT OR IGNORE INTO seen (key, posted_at) VALUES (?, ?)", (key, now)
+                    "INSERT OR IGNORE INTO seen (key, posted_at, handle, sender_address)"
+                    " VALUES (?, ?, ?, ?)",
+                    (key, now, handle, sender),
                 )
             self._prune_seen()
         return moved
@@ -162,7 +182,27 @@ class InboxLedger:
         """True when this message was already posted."""
         key = message_key(registration_id, message)
         with self._lock:
-            return self._db.execute("SELECT 1 FROM seen WHERE key = ?", (key,)).fetchone() is not None
+            return (
+                self._db.execute("SELECT 1 FROM seen WHERE key = ?", (key,)).fetchone() is not None
+            )
+
+    def sender_for_handle(self, handle: str) -> str | None:
+        """The sender of the inbound post that carried ``handle`` (``r7ps``), if still known."""
+        handle = handle.strip().lstrip("#").lower()
+        with self._lock:
+            row = self._db.execute(
+                "SELECT sender_address FROM seen WHERE handle = ? ORDER BY seq DESC LIMIT 1",
+                (handle,),
+            ).fetchone()
+            if row is None and handle.startswith("r"):
+                try:
+                    seq = int(handle[1:], 36)
+                except ValueError:
+                    return None
+                row = self._db.execute(
+                    "SELECT sender_address FROM pending WHERE seq = ?", (seq,)
+                ).fetchone()
+        return row[0] if row else None
 
     def close(self) -> None:
         """Close the database file."""

@@ -24,15 +24,18 @@ def render_line(
     message: StoredInbound,
     name_of: Callable[[str], str | None] | None = None,
     handle_of: Callable[[StoredInbound], str | None] | None = None,
+    note_of: Callable[[StoredInbound], str | None] | None = None,
 ) -> str:
-    """The one-line post of a single inbound SMS."""
-    return format_inbound(
+    """The one-line post of a single inbound SMS (plus the plugin's own note, if any)."""
+    line = format_inbound(
         message.sender_address,
         message.date_time,
         message.message,
         name=name_of(message.sender_address) if name_of else None,
         handle=handle_of(message) if handle_of else None,
     )
+    note = note_of(message) if note_of else None
+    return f"{line} ({note})" if note else line
 
 
 def build_posts(
@@ -41,6 +44,7 @@ def build_posts(
     combine_above: int,
     name_of: Callable[[str], str | None] | None = None,
     handle_of: Callable[[StoredInbound], str | None] | None = None,
+    note_of: Callable[[StoredInbound], str | None] | None = None,
     max_chars: int = COMBINED_POST_CHARS,
 ) -> list[Post]:
     """One post per message, or, above ``combine_above`` messages, combined posts.
@@ -48,7 +52,7 @@ def build_posts(
     Combining keeps a flood of replies within a chat service's rate limit: each combined
     post holds as many lines as fit in ``max_chars``.
     """
-    lines = [(render_line(m, name_of, handle_of), m.key) for m in messages]
+    lines = [(render_line(m, name_of, handle_of, note_of), m.key) for m in messages]
     if len(lines) <= combine_above:
         return [Post(text, (key,)) for text, key in lines]
     posts: list[Post] = []

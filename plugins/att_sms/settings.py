@@ -33,6 +33,7 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "MAX_PARTS": 4,
     "COMBINE_ABOVE": 10,
     "FOLLOW_UP": True,
+    "FOLLOW_UP_LIMIT": 3600,
     "RATE_LIMIT": 0,
     "DAILY_LIMIT": 0,
     "READ_TIMEOUT": 10,
@@ -67,6 +68,7 @@ class Settings:
     max_parts: int = 4
     combine_above: int = 10
     follow_up: bool = True
+    follow_up_limit: float = 3600.0
     rate_limit: int = 0
     daily_limit: int = 0
     read_timeout: float = 10.0
@@ -125,7 +127,12 @@ def parse_settings(
             _number("COMBINE_ABOVE", value("COMBINE_ABOVE", 10), low=1, high=1000, integer=True)
         ),
         follow_up=_flag("FOLLOW_UP", value("FOLLOW_UP", True)),
-        rate_limit=int(_number("RATE_LIMIT", value("RATE_LIMIT", 0), low=0, high=10**6, integer=True)),
+        follow_up_limit=_number(
+            "FOLLOW_UP_LIMIT", value("FOLLOW_UP_LIMIT", 3600), low=1, high=7 * 86400
+        ),
+        rate_limit=int(
+            _number("RATE_LIMIT", value("RATE_LIMIT", 0), low=0, high=10**6, integer=True)
+        ),
         daily_limit=int(
             _number("DAILY_LIMIT", value("DAILY_LIMIT", 0), low=0, high=10**7, integer=True)
         ),
@@ -152,7 +159,9 @@ def _decode_env(key: str, raw: str) -> Any:
 
 def _url(raw: Any) -> str:
     if raw is None:
-        raise SettingsError("API_BASE_URL", "missing: the carrier's base URL, e.g. http://127.0.0.1:8080")
+        raise SettingsError(
+            "API_BASE_URL", "missing: the carrier's base URL, e.g. http://127.0.0.1:8080"
+        )
     if not isinstance(raw, str):
         raise SettingsError("API_BASE_URL", f"must be a string URL, not {type(raw).__name__}")
     parts = urlsplit(raw.strip())
@@ -177,7 +186,9 @@ def _text(key: str, raw: Any, *, required: bool = False) -> str:
 
 def _region(key: str, raw: Any) -> str:
     if not isinstance(raw, str):
-        raise SettingsError(key, f"must be a region code string like 'US', not {type(raw).__name__}")
+        raise SettingsError(
+            key, f"must be a region code string like 'US', not {type(raw).__name__}"
+        )
     code = raw.strip().upper()
     if code not in phonenumbers.SUPPORTED_REGIONS:
         raise SettingsError(key, f"unknown region code {raw!r} (use ISO codes like 'US', 'GB')")
@@ -190,7 +201,9 @@ def _regions(raw: Any) -> frozenset[str] | None:
     if isinstance(raw, str):
         raw = [part for part in raw.split(",") if part.strip()]
     if not isinstance(raw, (list, tuple, set, frozenset)):
-        raise SettingsError("ALLOWED_REGIONS", f"must be a list of region codes, not {type(raw).__name__}")
+        raise SettingsError(
+            "ALLOWED_REGIONS", f"must be a list of region codes, not {type(raw).__name__}"
+        )
     regions = frozenset(_region("ALLOWED_REGIONS", item) for item in raw)
     return regions or None
 
@@ -203,10 +216,13 @@ def _routes(raw: Any) -> dict[str, str]:
     routes: dict[str, str] = {}
     for registration, target in raw.items():
         if not isinstance(registration, str) or not registration.strip():
-            raise SettingsError("INBOX_ROUTES", f"registration id {registration!r} must be a non-empty string")
+            raise SettingsError(
+                "INBOX_ROUTES", f"registration id {registration!r} must be a non-empty string"
+            )
         if not isinstance(target, str) or not target.strip():
             raise SettingsError(
-                "INBOX_ROUTES", f"route of {registration!r} must be a room or person identifier string"
+                "INBOX_ROUTES",
+                f"route of {registration!r} must be a room or person identifier string",
             )
         routes[registration.strip()] = target.strip()
     return routes
@@ -230,6 +246,15 @@ def _number(key: str, raw: Any, *, low: float, high: float, integer: bool = Fals
 def _flag(key: str, raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.strip().lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+    if isinstance(raw, str) and raw.strip().lower() in (
+        "1",
+        "true",
+        "yes",
+        "on",
+        "0",
+        "false",
+        "no",
+        "off",
+    ):
         return raw.strip().lower() in ("1", "true", "yes", "on")
     raise SettingsError(key, f"must be true or false, got {raw!r}")

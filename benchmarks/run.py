@@ -22,6 +22,7 @@ import logging
 import os
 import platform
 import re
+import socket
 import statistics
 import sys
 import tempfile
@@ -73,6 +74,7 @@ class Sizes:
     seen_limit: int  # small seen_limit set for the second flood
     seen_flood: int  # inbound messages in the second flood (> seen_limit)
     commands: int  # `!sms send` commands timed, one at a time
+    stall_sends: int  # raw sends against an unpatched sandbox (the Nagle stall)
 
 
 FULL = Sizes(
@@ -86,6 +88,7 @@ FULL = Sizes(
     seen_limit=2_000,
     seen_flood=10_000,
     commands=200,
+    stall_sends=20,
 )
 QUICK = Sizes(
     sends=40,
@@ -98,6 +101,7 @@ QUICK = Sizes(
     seen_limit=50,
     seen_flood=200,
     commands=8,
+    stall_sends=4,
 )
 
 
@@ -120,6 +124,7 @@ class Report:
     sizes: dict[str, int]
     results: dict[str, dict[str, Any]] = field(default_factory=dict)
     figures: list[Figure] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def as_json(self) -> dict[str, Any]:
@@ -128,6 +133,7 @@ class Report:
             "sizes": self.sizes,
             "results": self.results,
             "figures": [asdict(f) for f in self.figures],
+            "notes": self.notes,
             "seconds": round(self.seconds, 2),
         }
 
@@ -274,37 +280,70 @@ def bot_environment() -> Iterator[None]:
 
 @contextlib.contextmanager
 def running_bot(sandbox: Sandbox, workdir: Path, **plugin_config: Any) -> Iterator[Any]:
-    """errbot's test backend with AttSms configured for ``sandbox`` (poller off)."""
+    """errbot's test backend with AttSms configured for ``sandbox`` (poller off).
+
+    errbot's console logging (level unchanged) goes to ``workdir/errbot.log``, off the
+    table on the terminal.
+    """
     from botkit import Bot
+    from errbot import logs as errbot_logs
 
-    with bot_environment():
-        bot = Bot(data_dir=workdir / "data")
-        try:
-            _quiet_logging(workdir / "errbot.log")
-            config = {
-                "API_BASE_URL": sandbox.base_url,
-                "CLIENT_ID": CLIENT_ID,
-                "INBOX_ROUTES": {REGISTRATION: ROOM},
-                "POLL_INTERVAL": 0,
-                **plugin_config,
-            }
-            answer = bot.configure(config)
-            if answer != "Plugin configuration done.":
-                raise RuntimeError(f"the plugin refused the benchmark configuration: {answer}")
-            yield bot
-        finally:
-            bot.stop()
-
-
-def _quiet_logging(path: Path) -> None:
-    """Keep errbot's log (level unchanged) in a file, off the table on the terminal."""
-    handler = logging.FileHandler(path)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root = logging.getLogger()
-    for old in list(root.handlers):
-        if isinstance(old, logging.StreamHandler) and not isinstance(old, logging.FileHandler):
-            root.removeHandler(old)
-    root.addHandler(handler)
+    log_file = (workdir / "errbot.log").open("a", encoding="utf-8")
+    handlers_before = list(root.handlers)
+    level_before = root.level
+    console = errbot_logs.console_hdlr  # errbot's console handler, made at its import
+    console_stream = console.setStream(log_file)
+    try:
+        with bot_environment():
+            with contextlib.redirect_stdout(log_file), contextlib.redirect_stderr(log_file):
+                bot = Bot(data_dir=workdir / "data")
+            try:
+                config = {
+                    "API_BASE_URL": sandbox.base_url,
+                    "CLIENT_ID": CLIENT_ID,
+                    "INBOX_ROUTES": {REGISTRATION: ROOM},
+                    "POLL_INTERVAL": 0,
+                    **plugin_config,
+                }
+                answer = bot.configure(config)
+                if answer != "Plugin configuration done.":
+                    raise RuntimeError(f"the plugin refused the benchmark configuration: {answer}")
+                yield bot
+            finally:
+                bot.stop()
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers_before:
+                root.removeHandler(handler)
+                if isinstance(handler, logging.FileHandler):
+                    handler.close()
+        console.setStream(console_stream)
+        root.setLevel(level_before)
+        log_file.close()
+
+
+def set_nodelay(sandbox: Sandbox) -> None:
+    """Set TCP_NODELAY on every connection the sandbox accepts from now on.
+
+    The sandbox writes a response's headers and its body in two ``send()`` calls; without
+    TCP_NODELAY, Nagle holds the body until the headers are ACKed, and the client delays
+    that ACK (~40 ms on Linux) on a busy keep-alive connection. That stall is the
+    sandbox's, not the client's or the plugin's, and it would hide both; ``--sandbox-as-is``
+    measures without this, and ``bench_sandbox_stall`` shows its size in every run.
+    """
+    server = sandbox._server  # the sandbox's socketserver (no public hook for this)
+    if server is None:
+        raise RuntimeError("sandbox not started")
+    accept = server.get_request
+
+    def get_request() -> tuple[socket.socket, Any]:
+        conn, addr = accept()
+        with contextlib.suppress(OSError):
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return conn, addr
+
+    server.get_request = get_request  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------- benchmarks
@@ -379,6 +418,30 @@ def bench_client_vs_raw(sandbox: Sandbox, sizes: Sizes) -> dict[str, Any]:
     finally:
         client.close()
         raw.close()
+
+
+def bench_sandbox_stall(sizes: Sizes) -> dict[str, Any]:
+    """Back-to-back raw sends against a sandbox as it is and with TCP_NODELAY set."""
+    out: dict[str, Any] = {"sends": sizes.stall_sends}
+    for label, patch in (("as_is", False), ("nodelay", True)):
+        sandbox = start_sandbox()
+        try:
+            if patch:
+                set_nodelay(sandbox)
+            raw = RawSender(sandbox.base_url)  # connection opened after the patch
+            try:
+                raw.send(["tel:" + ONE_NUMBER], "warm")
+                took = []
+                for i in range(sizes.stall_sends):
+                    started = time.perf_counter()
+                    raw.send(["tel:" + ONE_NUMBER], f"stall {i}")
+                    took.append(time.perf_counter() - started)
+            finally:
+                raw.close()
+        finally:
+            sandbox.stop()
+        out[f"{label}_median_ms"] = statistics.median(took) * 1e3
+    return out
 
 
 def bench_concurrent(sandbox: Sandbox, sizes: Sizes) -> dict[str, Any]:
@@ -595,14 +658,27 @@ def bench_send_latency(sandbox: Sandbox, bot: Any, sizes: Sizes) -> dict[str, An
 # --------------------------------------------------------------------------- the run
 
 
-def run_all(sizes: Sizes, progress: Callable[[str], None] | None = None) -> Report:
-    """Every benchmark, in one process, with one sandbox and one bot."""
+def run_all(
+    sizes: Sizes,
+    progress: Callable[[str], None] | None = None,
+    *,
+    nodelay: bool = True,
+) -> Report:
+    """Every benchmark, in one process, with one sandbox and one bot.
+
+    ``nodelay``: set TCP_NODELAY on the sandbox's connections (see ``set_nodelay``).
+    """
     say = progress or (lambda _text: None)
     started = time.perf_counter()
     report = Report(machine=machine_info(), sizes=asdict(sizes))
+    report.machine["sandbox_tcp_nodelay"] = "set by the benchmark" if nodelay else "as is"
     results = report.results
+    say(f"sandbox stall: {sizes.stall_sends} back-to-back raw sends, as is and TCP_NODELAY")
+    results["sandbox_stall"] = bench_sandbox_stall(sizes)
     with tempfile.TemporaryDirectory(prefix="att-sms-bench-") as tmp:
         sandbox = start_sandbox()
+        if nodelay:
+            set_nodelay(sandbox)
         try:
             say(f"client vs raw: {sizes.sends} sends each")
             results["client_vs_raw"] = bench_client_vs_raw(sandbox, sizes)
@@ -628,7 +704,31 @@ def run_all(sizes: Sizes, progress: Callable[[str], None] | None = None) -> Repo
             sandbox.stop()
     report.seconds = time.perf_counter() - started
     report.figures = figures(results)
+    report.notes = notes(results, nodelay)
     return report
+
+
+def notes(results: dict[str, dict[str, Any]], nodelay: bool) -> list[str]:
+    """Context printed under the table."""
+    out = []
+    stall = results.get("sandbox_stall")
+    if stall:
+        ratio = stall["as_is_median_ms"] / max(stall["nodelay_median_ms"], 1e-9)
+        how = (
+            "so this run set TCP_NODELAY on the sandbox's connections (--sandbox-as-is to "
+            "measure without)"
+            if nodelay
+            else "and this run left it so (--sandbox-as-is): every figure above includes it"
+        )
+        if ratio > 3:
+            out.append(
+                f"sandbox stall: a back-to-back send takes {stall['as_is_median_ms']:.1f} ms "
+                f"against the sandbox as it is and {stall['nodelay_median_ms']:.2f} ms with "
+                "TCP_NODELAY: the sandbox writes headers and body in two segments (Nagle + "
+                f"delayed ACK), {how}. Fix in att_sms/sandbox.py: TCP_NODELAY on accepted "
+                "connections, or headers and body in one write."
+            )
+    return out
 
 
 def _mib(kib: int | None) -> str:
@@ -639,6 +739,12 @@ def figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
     """The table's rows, each with its target and, when missed, why and what would help."""
     rows: list[Figure] = []
     add = rows.append
+    stall = results.get("sandbox_stall")
+    if stall:
+        add(Figure(
+            f"sandbox as is / TCP_NODELAY: back-to-back raw send median ({stall['sends']})",
+            f"{stall['as_is_median_ms']:.2f} ms / {stall['nodelay_median_ms']:.2f} ms",
+        ))
     cvr = results.get("client_vs_raw")
     if cvr:
         ratio = cvr["ratio_median"]
@@ -815,6 +921,8 @@ def render(report: Report) -> str:
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     missed = [f for f in report.figures if f.met is False]
     out.append("")
+    for note in report.notes:
+        out += [f"note: {note}", ""]
     if missed:
         out.append(f"{len(missed)} target(s) missed:")
         for f in missed:
@@ -839,10 +947,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke sizes (seconds, not minutes)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument(
+        "--sandbox-as-is",
+        action="store_true",
+        help="do not set TCP_NODELAY on the sandbox's connections (includes its ~40 ms stall)",
+    )
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    report = run_all(sizes, progress=lambda text: print(f"... {text}", file=sys.stderr,
-                                                        flush=True))
+    report = run_all(
+        sizes,
+        progress=lambda text: print(f"... {text}", file=sys.stderr, flush=True),
+        nodelay=not args.sandbox_as_is,
+    )
     print(render(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_json(), indent=2) + "\n")

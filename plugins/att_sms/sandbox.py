@@ -363,6 +363,7 @@ class Sandbox:
             time.sleep(0.01)
         if self._store is not None:
             self._store.close()
+            self._store = None  # state() now raises RuntimeError; the violation lists stay readable
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -92,7 +92,17 @@ FAULTS = [
 ]
 
 #: Cells expected to fail, with the reason (reported as bugs / residual risks).
-XFAIL: dict[str, str] = {}
+XFAIL: dict[str, str] = {
+    "send-429-after": (
+        "client.AttSmsClient._post_send repeats a send on 429 (SEND_RETRY_STATUSES) trusting "
+        "that 429 means 'not processed'; a carrier that took the message and then answered "
+        "429 gets it twice"
+    ),
+    "send-401-expired-token-after": (
+        "client.AttSmsClient._authorized repeats any call, sends included, after a 401; a "
+        "carrier that took the message and then answered 401 gets it twice"
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -177,7 +187,7 @@ def matrix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Matrix]:
             registrations=(REG,),
         ).start()
         bot = RecBot(data_dir=Path(tmp_path_factory.mktemp("matrix")) / "data")
-        config = sandbox_config(box, TEST_CLIENT_ID, READ_TIMEOUT=READ_TIMEOUT)
+        config = sandbox_config(box, TEST_CLIENT_ID, READ_TIMEOUT=READ_TIMEOUT, FOLLOW_UP=False)
         try:
             assert bot.configure(config) == "Plugin configuration done."
             yield Matrix(bot, box, config, dead_url)

@@ -395,10 +395,10 @@ def test_failing_poll_backs_off_and_recovers(bot: Bot, sandbox, client_id: str) 
     time.sleep(2)
     assert bot.posts_containing("after the outage") == []
     requests_during_outage = sandbox.state()["requests"].get(
-        "GET /sms/v3/messaging/inbox/reg-ops", 0
+        "GET /sms/v3/messaging/inbox/{registrationId}", 0
     )
     # 2 s at 0.2 s would be 10 polls x 4 tries without backoff.
-    assert requests_during_outage < 30
+    assert 1 <= requests_during_outage < 30
     sandbox.clear_faults()
     assert len(bot.wait_for_posts("after the outage", timeout=20)) == 1
 
@@ -478,3 +478,26 @@ def test_concurrent_sends_and_poller_keep_storage_consistent(
         assert len(bot.wait_for_posts(f"stream {i:02d}", timeout=10)) == 1
     counts = bot.plugin._ledger.counts()
     assert counts == {"pending": 0, "seen": 30}
+
+
+def test_quick_reactivation_during_a_slow_poll_leaves_one_poller(
+    bot: Bot, sandbox, client_id: str
+) -> None:
+    sandbox.inject_inbound("reg-ops", "tel:+12125559876", "creates the registration")
+    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=0.5, FOLLOW_UP=False))
+    sandbox.add_fault("/sms/v3/messaging/inbox", method="GET", delay=1.5, count=1)
+    time.sleep(0.8)  # a poll is now stuck in the slow request
+    assert "deactivated" in bot.ask("!plugin deactivate AttSms").lower()
+    assert "activated" in bot.ask("!plugin activate AttSms").lower()
+    time.sleep(1.5)
+    path = "GET /sms/v3/messaging/inbox/{registrationId}"
+    before = sandbox.state()["requests"].get(path, 0)
+    time.sleep(3)
+    polls = sandbox.state()["requests"].get(path, 0) - before
+    assert 3 <= polls <= 8, polls  # one chain at 0.5 s gives ~6; two would give ~12
+    pollers = [p for p in bot.plugin.current_pollers if p[0].__name__ == "_poll_tick"]
+    assert len(pollers) == 1
+    sandbox.inject_inbound("reg-ops", "tel:+12125559876", "after reactivation")
+    assert len(bot.wait_for_posts("after reactivation", timeout=5)) == 1
+    time.sleep(1)
+    assert len(bot.posts_containing("after reactivation")) == 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Generator, Iterator
 
 import pytest
@@ -99,7 +100,11 @@ def e2e_stack(ngircd_path: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
             except Exception as exc:  # noqa: BLE001 - report every process, then fail
                 problems.append(f"{proc.name}: {exc!r}")
         if problems:
-            pytest.fail("e2e teardown: " + "; ".join(problems))
+            message = "e2e teardown: " + "; ".join(problems)
+            if sys.exc_info()[0] is not None:  # do not mask the setup error being raised
+                print(message, file=sys.stderr)
+            else:
+                pytest.fail(message)
 
 
 @pytest.fixture

@@ -436,9 +436,6 @@ class Stack:
         self.sandbox.inject(sender, text)
         self.injected.append(marker)
 
-    def bot_lines(self, since: int) -> list[str]:
-        return [m.text for m in self.human.messages(since, BOT_NICK)]
-
     def command(self, text: str, expect: str, timeout: float = 15.0) -> list[str]:
         """Say ``text`` in the channel; wait for a bot line containing ``expect``."""
         mark = self.human.say(CHANNEL, text)
@@ -462,8 +459,8 @@ class Stack:
             self.command(f"!echo {probe}", probe, timeout=left)
         except AssertionError as exc:
             raise AssertionError(
-                f"errbot did not become ready: {exc}\n--- errbot.log ---\n{tail('errbot.log')}"
-                f"\n--- errbot stdout ---\n{tail('errbot')}"
+                f"errbot did not become ready: {exc}\n--- errbot.log (tail) ---\n"
+                f"{tail('errbot.log', 40)}"
             ) from exc
         return time.monotonic() - began
 

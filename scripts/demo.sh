@@ -6,12 +6,11 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:?VENV must point at the virtual env (make demo sets it)}
 PY="$VENV/bin/python"
 DEMO_DIR=${DEMO_DIR:-$(dirname "$VENV")/demo}
-PORT=${SANDBOX_PORT:-8080}
+PORT=${SANDBOX_PORT:-8080}  # 8080 when free, otherwise any free port
 mkdir -p "$DEMO_DIR/data"
 export PYTHONPATH="$PWD/plugins"
 
-# Use 8080 when free, otherwise any free port.
-if ! "$PY" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
+if [ "$PORT" = 0 ] || ! "$PY" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
   PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
 fi
 

@@ -400,7 +400,7 @@ class AttSms(BotPlugin):
         except policy.QuotaError as exc:
             return f"Not sent: {exc}"
         reply, ids, outcome = self._send_parts(allowed, parts)
-        with self._state("audit", list) as log_entries:
+        with self._state("audit", list, copier=list) as log_entries:
             audit.record(
                 log_entries,
                 who=user,
@@ -454,15 +454,18 @@ class AttSms(BotPlugin):
     # ----------------------------------------------------------------- storage
 
     @contextmanager
-    def _state(self, key: str, default: Callable[[], Any]) -> Iterator[Any]:
+    def _state(
+        self, key: str, default: Callable[[], Any], copier: Callable[[Any], Any] = copy.deepcopy
+    ) -> Iterator[Any]:
         """Read-modify-write of one storage entry under the plugin's lock.
 
         errbot's ``self.mutable`` has no lock and saves nothing if its body raises; this
-        works on a copy and saves it only when the body succeeded.
+        works on a copy and saves it only when the body succeeded. ``copier`` may be a
+        cheaper copy for entries whose items are never changed in place (the audit log).
         """
         with self._state_lock:
             try:
-                value = copy.deepcopy(self[key])
+                value = copier(self[key])
             except KeyError:
                 value = default()
             yield value
@@ -524,44 +527,43 @@ class AttSms(BotPlugin):
             return
         now = time.time()
         due = [t for t in self._read("followups", list) if t["next_at"] <= now]
+        if not due:
+            return
+        updated: dict[str, dict[str, Any] | None] = {}  # message id -> new task, None = done
         for task in due:
             try:
-                self._follow_one(task, generation)
+                updated[task["message_id"]] = self._follow_one(task, generation)
             except Exception:  # one bad task must not stop the others
                 log.exception("AttSms follow-up of %s failed", task.get("message_id"))
+        with self._state("followups", list) as tasks:
+            kept = [t for t in tasks if t["message_id"] not in updated]
+            tasks[:] = kept + [t for t in updated.values() if t is not None]
 
-    def _follow_one(self, task: dict[str, Any], generation: int) -> None:
+    def _follow_one(self, task: dict[str, Any], generation: int) -> dict[str, Any] | None:
+        """Check one message; post when it is final or given up. Returns the task to keep."""
         settings, client = self._settings, self._client
         if settings is None or client is None or generation != self._generation:
-            return
-        message_id = task["message_id"]
+            return task
         infos: list[DeliveryInfo] | None = None
         problem = ""
+        gone = False
         try:
-            infos = client.delivery_status(message_id)
+            infos = client.delivery_status(task["message_id"])
         except NotFoundError as exc:
-            problem = f"the carrier does not know it ({exc})"
+            problem, gone = f"the carrier does not know it ({exc})", True
         except AttSmsError as exc:
             problem = str(exc)
         now = time.time()
+        task = dict(task)
         if infos:
             task["last"] = [[i.address, i.status] for i in infos]
         final = bool(infos) and all(i.status in FINAL_STATES for i in infos)
-        expired = now - task["started"] >= settings.follow_up_limit
-        if final or expired or problem.startswith("the carrier does not know"):
-            text = self._follow_up_text(task, final, problem, now)
-            self._post_to(task["target"], text)
-            self._update_follow_up(message_id, None)
-            return
+        if final or gone or now - task["started"] >= settings.follow_up_limit:
+            self._post_to(task["target"], self._follow_up_text(task, final, problem, now))
+            return None
         task["attempts"] += 1
         task["next_at"] = now + min(FOLLOW_UP_FIRST * 2 ** task["attempts"], FOLLOW_UP_MAX_GAP)
-        self._update_follow_up(message_id, task)
-
-    def _update_follow_up(self, message_id: str, task: dict[str, Any] | None) -> None:
-        with self._state("followups", list) as tasks:
-            tasks[:] = [t for t in tasks if t["message_id"] != message_id]
-            if task is not None:
-                tasks.append(task)
+        return task
 
     @staticmethod
     def _follow_up_text(task: dict[str, Any], final: bool, problem: str, now: float) -> str:

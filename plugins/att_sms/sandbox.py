@@ -191,6 +191,9 @@ class _Server(ThreadingHTTPServer):
 
     def get_request(self) -> tuple[socket.socket, Any]:
         conn, addr = super().get_request()
+        # Headers and body go out in two writes; without TCP_NODELAY the body waits for
+        # the client's delayed ACK (~40 ms per keep-alive request on Linux).
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         with self.sandbox._lock:
             self.sandbox._connections += 1
             self.open_connections.add(conn)

@@ -40,7 +40,6 @@ def report() -> Any:
 
 def test_every_benchmark_reported(report: Any) -> None:
     assert set(report.results) >= {
-        "sandbox_stall",
         "client_vs_raw",
         "concurrent",
         "fanout_client",
@@ -138,7 +137,7 @@ def test_table_json_and_cli(report: Any, tmp_path: Path, monkeypatch, capsys) ->
     assert "machine:" in text and report.machine["python"] in text
     assert report.machine["cpu"] and report.machine["cores"] >= 1
 
-    monkeypatch.setattr(bench, "run_all", lambda sizes, progress=None, nodelay=True: report)
+    monkeypatch.setattr(bench, "run_all", lambda sizes, progress=None: report)
     out = tmp_path / "bench.json"
     code = bench.main(["--quick", "--json", str(out)])
     assert code == 0

@@ -40,6 +40,7 @@ from att_sms.settings import (  # noqa: E402
 )
 from att_sms.splitting import MessageError, split_message  # noqa: E402
 from errbot import BotPlugin, ValidationException, botcmd  # noqa: E402
+from errbot.backends.base import Room  # noqa: E402
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -701,6 +702,9 @@ class AttSms(BotPlugin):
             except Exception as exc:  # ValueError and backend-specific errors
                 problems[registration] = f"cannot post to {target!r}: {exc}"
                 continue
+            if not _in_room(identifier):
+                problems[registration] = f"the bot is not in {target} yet (joining); kept"
+                continue
             notes = self._apply_opt_keywords(messages)
             book = self._read("directory", directory.new_directory)
             posts = build_posts(
@@ -730,3 +734,20 @@ def _handle_of(message: StoredInbound) -> str:
 
 def _note_lookup(notes: dict[str, str]) -> Callable[[StoredInbound], str | None]:
     return lambda message: notes.get(message.key)
+
+
+def _in_room(identifier: Any) -> bool:
+    """False when ``identifier`` is a room the bot has not joined (it then asks to join).
+
+    On IRC a post to a channel the bot is not in is silently dropped by the server, and
+    right after a restart the bot posts before errbot has re-joined its rooms.
+    """
+    if not isinstance(identifier, Room):
+        return True
+    try:
+        if identifier.joined:
+            return True
+        identifier.join()
+    except Exception:  # the backend cannot tell: let the send itself decide
+        return True
+    return False

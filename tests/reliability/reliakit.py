@@ -18,6 +18,8 @@ FIGURES: dict[str, Any] = {}
 FIGURES_PATH: Path | None = None
 #: Every access token an in-process sandbox issued during the session.
 ISSUED_TOKENS: set[str] = set()
+#: SHA-256 digests of tokens issued by sandbox subprocesses (they never store the token).
+TOKEN_DIGESTS: set[str] = set()
 #: Extra text the suite must scan for secrets: (source, line) pairs (chat, subprocess output).
 SCANNED_TEXT: list[tuple[str, str]] = []
 _SCANNED_LOCK = threading.Lock()

@@ -165,7 +165,7 @@ def test_sigkill_restart_posts_every_inbound_exactly_once(tmp_path: Path) -> Non
     if log_file.exists():
         reliakit.remember_text("errbot.log (crash test)", log_file.read_text(errors="replace"))
     reliakit.remember_text("sandbox stdout (crash test)", box.log_path.read_text())
-    reliakit.FIGURES.setdefault("subprocess_tokens", {})["crash"] = sorted(box.token_digests())
+    reliakit.TOKEN_DIGESTS.update(box.token_digests())
 
     expected = list(injector.injected)
     lost_markers = {m.removeprefix("id-") for m in lost_so_far}

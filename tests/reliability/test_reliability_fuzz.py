@@ -205,6 +205,7 @@ LONG = "x" * 10_000
 LONG_XFAIL = {
     "status": "errbot_plugin.AttSms.sms_status echoes the whole message id in 'No message ...'",
     "inbox": "errbot_plugin.AttSms.sms_inbox echoes the whole registration id in 'No route ...'",
+    "sms": "errbot_plugin.AttSms.sms echoes the whole unknown word in 'Unknown sms command ...'",
 }
 
 
@@ -224,7 +225,11 @@ LONG_XFAIL = {
         pytest.param(f"!sms send {LONG} hello", id="send-recipient"),
         pytest.param(f"!sms send +12125551234,+1{'2' * 5000} hello", id="send-long-number"),
         pytest.param(f"!sms send +12125551234 {LONG}", id="send-text"),
-        pytest.param(f"!sms {LONG}", id="unknown-subcommand"),
+        pytest.param(
+            f"!sms {LONG}",
+            id="unknown-subcommand",
+            marks=pytest.mark.xfail(strict=True, reason=LONG_XFAIL["sms"]),
+        ),
     ],
 )
 def test_a_10000_character_argument_gets_one_short_answer(

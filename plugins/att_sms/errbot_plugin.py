@@ -473,11 +473,13 @@ class AttSms(BotPlugin):
             self[key] = value
             self._sync_storage()
 
-    def _read(self, key: str, default: Callable[[], Any]) -> Any:
+    def _read(
+        self, key: str, default: Callable[[], Any], copier: Callable[[Any], Any] = copy.deepcopy
+    ) -> Any:
         """A copy of one storage entry (``default()`` when absent)."""
         with self._state_lock:
             try:
-                return copy.deepcopy(self[key])
+                return copier(self[key])
             except KeyError:
                 return default()
 
@@ -506,9 +508,11 @@ class AttSms(BotPlugin):
 
     # ----------------------------------------------------------------- delivery follow-up
 
+    # Follow-up tasks are replaced, never changed in place, so their list is copied shallowly.
+
     def _start_follow_up(self, ids: list[str], addresses: list[str], target: str) -> None:
         now = time.time()
-        with self._state("followups", list) as tasks:
+        with self._state("followups", list, copier=list) as tasks:
             for message_id in ids:
                 tasks.append(
                     {
@@ -527,7 +531,7 @@ class AttSms(BotPlugin):
         if generation != self._generation or self._settings is None or self._client is None:
             return
         now = time.time()
-        due = [t for t in self._read("followups", list) if t["next_at"] <= now]
+        due = [t for t in self._read("followups", list, copier=list) if t["next_at"] <= now]
         if not due:
             return
         updated: dict[str, dict[str, Any] | None] = {}  # message id -> new task, None = done
@@ -536,7 +540,7 @@ class AttSms(BotPlugin):
                 updated[task["message_id"]] = self._follow_one(task, generation)
             except Exception:  # one bad task must not stop the others
                 log.exception("AttSms follow-up of %s failed", task.get("message_id"))
-        with self._state("followups", list) as tasks:
+        with self._state("followups", list, copier=list) as tasks:
             kept = [t for t in tasks if t["message_id"] not in updated]
             tasks[:] = kept + [t for t in updated.values() if t is not None]
 

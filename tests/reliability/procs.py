@@ -28,7 +28,9 @@ MD_BAR = SECTION_BAR + "MD  ]"
 class SandboxProcess:
     """``python -m att_sms.sandbox`` with a SQLite --db, driven over its control endpoints."""
 
-    def __init__(self, workdir: Path, client_id: str, client_secret: str, registration: str) -> None:
+    def __init__(
+        self, workdir: Path, client_id: str, client_secret: str, registration: str
+    ) -> None:
         self.db = workdir / "carrier.sqlite3"
         self.log_path = workdir / "sandbox.out"
         env = dict(os.environ)
@@ -216,7 +218,9 @@ def ledger_keys(path: Path) -> tuple[set[str], set[str]]:
 
 def carrier_pending_ids(db: Path, registration: str) -> set[str]:
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        rows = conn.execute("SELECT message_id FROM inbound WHERE registration = ?", (registration,))
+        rows = conn.execute(
+            "SELECT message_id FROM inbound WHERE registration = ?", (registration,)
+        )
         return {row[0] for row in rows}
 
 

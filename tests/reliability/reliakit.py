@@ -65,8 +65,10 @@ def unhandled_errors(mark: int) -> list[str]:
     """ERROR records with a traceback from errbot or the plugin since ``mark``."""
     found = []
     for name, level, has_exc, text in CAPTURE.since(mark):
-        if level >= logging.ERROR and has_exc and (
-            name.startswith("errbot") or name.startswith("att_sms")
+        if (
+            level >= logging.ERROR
+            and has_exc
+            and (name.startswith("errbot") or name.startswith("att_sms"))
         ):
             found.append(text.splitlines()[0])
     return found

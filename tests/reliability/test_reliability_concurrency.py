@@ -32,7 +32,9 @@ def make_bot(env: None, tmp_path: Path) -> Iterator[Any]:
         bot.stop()
 
 
-def test_fifty_simultaneous_sends_one_token(make_bot: Any, sandbox: Sandbox, client_id: str) -> None:
+def test_fifty_simultaneous_sends_one_token(
+    make_bot: Any, sandbox: Sandbox, client_id: str
+) -> None:
     bot = make_bot(BOT_ASYNC_POOLSIZE=SENDS)
     assert bot.configure(sandbox_config(sandbox, client_id, FOLLOW_UP=False)) == (
         "Plugin configuration done."
@@ -63,7 +65,9 @@ def test_fifty_simultaneous_sends_one_token(make_bot: Any, sandbox: Sandbox, cli
     assert all(r.startswith("Sent to") for r in replies), [r for r in replies if "Sent" not in r]
     assert state["tokenRequests"] == 1
     assert len(sent) == SENDS
-    assert sorted(s["message"] for s in sent) == sorted(f"concurrent page {i:02d}" for i in range(SENDS))
+    assert sorted(s["message"] for s in sent) == sorted(
+        f"concurrent page {i:02d}" for i in range(SENDS)
+    )
     carrier_ids = sorted(s["messageId"] for s in sent)
     assert reply_ids == carrier_ids  # every reply names its own message
     assert audit_ids == carrier_ids and len(audit) == SENDS  # no lost read-modify-write

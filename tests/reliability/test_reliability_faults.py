@@ -47,7 +47,9 @@ class Fault:
 FAULTS = [
     Fault("500", {"status": 500}, retried_by_gets=True),
     Fault("502", {"status": 502}, retried_by_gets=True),
-    Fault("503-retry-after", {"status": 503, "headers": {"Retry-After": "1"}}, retried_by_gets=True),
+    Fault(
+        "503-retry-after", {"status": 503, "headers": {"Retry-After": "1"}}, retried_by_gets=True
+    ),
     Fault("429", {"status": 429, "headers": {"Retry-After": "0"}}, retried_by_gets=True),
     Fault("read-timeout", {"delay": READ_TIMEOUT + 0.6}, retried_by_gets=True),
     Fault("reset", {"action": "reset"}, retried_by_gets=True),

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from reliakit import TEST_CLIENT_ID, TEST_CLIENT_SECRET, RecBot, one_clear_line, unhandled_errors
 
 EXAMPLES = 50
+
+
 def ask_once(bot: RecBot, command: str) -> str:
     """The bot's answer, which must be exactly one chat message (errbot splits long ones)."""
     answer = bot.ask(command, timeout=30)

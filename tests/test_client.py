@@ -221,7 +221,9 @@ def test_pascal_case_send(harness: Harness, sandbox: Sandbox) -> None:
     body = {
         "OutboundSMSResponse": {
             "MessageId": "SMSc04091ed284f5684",
-            "ResourceReference": {"ResourceURL": "https://api.att.com/sms/v3/messaging/outbox/SMSc0"},
+            "ResourceReference": {
+                "ResourceURL": "https://api.att.com/sms/v3/messaging/outbox/SMSc0"
+            },
         }
     }
     sandbox.add_fault(OUTBOX, method="POST", status=201, body=body)
@@ -440,23 +442,16 @@ def test_send_uncertain_outcome_is_not_retried(
     assert len(sent_messages(sandbox)) == (1 if when == "after" else 0)
 
 
-def test_send_429_is_retried(harness: Harness, sandbox: Sandbox) -> None:
-    sandbox.add_fault(OUTBOX, method="POST", status=429, headers={"Retry-After": "0"})
-    result = harness.client().send([ALICE], "throttled")
-    assert requests_to(sandbox, SEND_KEY) == 2
-    assert [s["messageId"] for s in sandbox.state()["sent"]] == [result.message_id]
-
-
-def test_send_429_retry_after_capped_then_gives_up(harness: Harness, sandbox: Sandbox) -> None:
-    sandbox.add_fault(OUTBOX, method="POST", status=429, headers={"Retry-After": "30"}, count=5)
-    client = harness.client(max_retry_after=0.1)
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_send_429_is_refused_never_repeated(harness: Harness, sandbox: Sandbox, when: str) -> None:
+    sandbox.add_fault(OUTBOX, method="POST", status=429, headers={"Retry-After": "30"}, when=when)
     started = time.monotonic()
-    err = harness.expect(CarrierUnavailable, client.send, [ALICE], "throttled")
+    err = harness.expect(CarrierUnavailable, harness.client().send, [ALICE], "throttled")
     assert time.monotonic() - started < 2.0
     assert not isinstance(err, SendUncertain)
-    assert "not sent" in str(err)
-    assert requests_to(sandbox, SEND_KEY) == 3  # first try and two retries
-    assert sent_messages(sandbox) == []
+    assert "rate limit" in str(err) and "try again in 30 s" in str(err)
+    assert requests_to(sandbox, SEND_KEY) == 1
+    assert len(sent_messages(sandbox)) == (1 if when == "after" else 0)
 
 
 def test_send_accepted_but_unreadable_is_not_retried(harness: Harness, sandbox: Sandbox) -> None:
@@ -503,19 +498,29 @@ def test_get_gives_up_after_retries(harness: Harness, sandbox: Sandbox) -> None:
 
 
 def test_get_read_timeout_retried(harness: Harness, sandbox: Sandbox) -> None:
-    sandbox.add_registration("reg")
-    sandbox.add_fault(INBOX, method="GET", delay=0.6)
+    message_id = harness.client().send([ALICE], "hi").message_id
+    status_key = "GET /sms/v3/messaging/outbox/{messageId}"
+    sandbox.add_fault(OUTBOX + "/", method="GET", delay=0.6)
     client = harness.client(read_timeout=0.3)
-    assert client.fetch_inbound("reg").messages == []
-    assert requests_to(sandbox, INBOX_KEY) == 2
+    assert [i.address for i in client.delivery_status(message_id)] == [ALICE]
+    assert requests_to(sandbox, status_key) == 2
 
 
 def test_get_read_timeouts_exhausted(harness: Harness, sandbox: Sandbox) -> None:
-    sandbox.add_fault(INBOX, method="GET", delay=0.5, count=2)
+    sandbox.add_fault(OUTBOX + "/", method="GET", delay=0.5, count=2)
     client = harness.client(read_timeout=0.2, get_retries=1)
-    err = harness.expect(CarrierUnavailable, client.fetch_inbound, "reg")
+    err = harness.expect(CarrierUnavailable, client.delivery_status, "some-id")
     assert not isinstance(err, SendUncertain)
     assert "did not answer within 0.2 s" in str(err)
+
+
+def test_inbox_read_waits_longer_than_other_reads(harness: Harness, sandbox: Sandbox) -> None:
+    """The inbox read is destructive: an answer the client stopped waiting for is lost."""
+    sandbox.inject_inbound("reg", "tel:+12125559876", "slow but safe")
+    sandbox.add_fault(INBOX, method="GET", delay=0.6)
+    client = harness.client(read_timeout=0.2, inbox_read_timeout=2.0)
+    assert [m.message for m in client.fetch_inbound("reg").messages] == ["slow but safe"]
+    assert requests_to(sandbox, INBOX_KEY) == 1
 
 
 def free_port() -> int:
@@ -555,8 +560,15 @@ def test_connection_refused_is_fast_and_plain(harness: Harness) -> None:
         ),
         (
             400,
-            {"requestError": {"serviceException": {"messageId": "SVC0004", "text": "No %1, %2",
-                                                   "variables": "address, message"}}},
+            {
+                "requestError": {
+                    "serviceException": {
+                        "messageId": "SVC0004",
+                        "text": "No %1, %2",
+                        "variables": "address, message",
+                    }
+                }
+            },
             CarrierError,
             "SVC0004: No address, message (HTTP 400)",
         ),
@@ -685,8 +697,11 @@ def test_carrier_error_details_and_str() -> None:
     assert carrier_error_details({"nope": 1}) is None
     assert carrier_error_details("text") is None
     kind, mid, text = carrier_error_details(
-        {"RequestError": {"PolicyException": {"MessageId": "POL0003", "Text": "Max %1",
-                                              "Variables": "10"}}}
+        {
+            "RequestError": {
+                "PolicyException": {"MessageId": "POL0003", "Text": "Max %1", "Variables": "10"}
+            }
+        }
     )
     assert (kind, mid, text) == ("PolicyException", "POL0003", "Max 10")
     assert str(CarrierError("HTTP 502 from carrier", status=502)) == "HTTP 502 from carrier"

@@ -249,14 +249,20 @@ def test_server_error_after_taking_the_message_is_not_resent(ready: Bot, sandbox
     assert sandbox.state()["requests"][SEND] == 1
 
 
-def test_429_before_processing_is_retried_once(ready: Bot, sandbox) -> None:
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_429_is_reported_not_repeated(ready: Bot, sandbox, when: str) -> None:
     sandbox.add_fault(
-        "/sms/v3/messaging/outbox", method="POST", status=429, headers={"Retry-After": "0"}
+        "/sms/v3/messaging/outbox",
+        method="POST",
+        status=429,
+        headers={"Retry-After": "30"},
+        when=when,
     )
     answer = ready.ask("!sms send +12125551234 hi")
-    assert answer.startswith("Sent to")
-    assert len(sends(sandbox)) == 1
-    assert sandbox.state()["requests"][SEND] == 2
+    assert answer.startswith("Not sent to tel:+12125551234")
+    assert "rate limit" in answer and "try again in 30 s" in answer and "\n" not in answer
+    assert sandbox.state()["requests"][SEND] == 1  # never repeated by the plugin
+    assert len(sends(sandbox)) == (1 if when == "after" else 0)
 
 
 @pytest.mark.parametrize("when", ["before", "after"])

@@ -11,9 +11,10 @@ Retry policy, in short:
   errors, with exponential backoff, honouring ``Retry-After`` (capped).
 * Any request may be retried when the connection could not be opened at all:
   nothing reached the carrier.
-* A send (POST) is never retried where the carrier may have taken it.  It is
-  retried, at most :data:`SEND_RETRIES` times, only on an explicit 429 (the
-  carrier refused it before processing).  Every other unknown outcome raises
+* A send (POST) is never repeated where the carrier may have taken it: only a
+  connection that could not be opened, or a 401 answered by one token refresh,
+  sends it again.  A 429 is reported as a refusal (with its ``Retry-After``) for
+  a person to resend; every other unknown outcome raises
   :class:`~att_sms.errors.SendUncertain`.
 * A 401 on an API call drops the token (if it is still the cached one),
   fetches a new one and repeats the call once.
@@ -70,10 +71,8 @@ INBOX_PATH = "/sms/v3/messaging/inbox"
 
 #: Statuses on which a GET is retried by urllib3.
 GET_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Statuses on which a send is retried: the carrier explicitly did not take it.
-SEND_RETRY_STATUSES = frozenset({429})
-#: How many times a send may be repeated after an explicit refusal.
-SEND_RETRIES = 2
+#: Statuses with which the carrier explicitly refuses a send before taking it.
+SEND_REFUSED_STATUSES = frozenset({429})
 #: Token lifetime assumed when the carrier gives none (or nonsense).
 DEFAULT_TOKEN_LIFETIME = 3600.0
 #: Longest carrier text kept in an exception message.
@@ -250,11 +249,15 @@ class AttSmsClient:
         get_retries: int = 3,
         backoff_factor: float = 0.3,
         max_retry_after: float = 10.0,
+        inbox_read_timeout: float = 60.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
         self.scope = scope
         self.timeout = (connect_timeout, read_timeout)
+        # The inbox read is destructive: an answer we stop waiting for is lost, so its
+        # read timeout is long (and never shorter than the others).
+        self.inbox_timeout = (connect_timeout, max(read_timeout, inbox_read_timeout))
         self.backoff_factor = backoff_factor
         self.max_retry_after = max_retry_after
         #: Tokens requested from the carrier so far by this client.
@@ -311,38 +314,22 @@ class AttSmsClient:
     def fetch_inbound(self, registration_id: str) -> InboundBatch:
         """Take one batch of inbound messages for *registration_id*."""
         path = f"{INBOX_PATH}/{_path_param(registration_id, 'registration_id')}"
-        body = self._get_json(path, "inbound messages")
+        body = self._get_json(path, "inbound messages", timeout=self.inbox_timeout)
         return _read_inbound_batch(body)
 
     # -- requests -----------------------------------------------------------
 
-    def _get_json(self, path: str, what: str) -> Any:
+    def _get_json(self, path: str, what: str, timeout: tuple[float, float] | None = None) -> Any:
         """GET *path* with the token and return its JSON body."""
-        response = self._authorized("GET", path)
+        response = self._authorized("GET", path, timeout=timeout or self.timeout)
         self._raise_for_status(response)
         return self._json_body(response, lambda reason: f"{what}: {reason}")
 
     def _post_send(self, payload: dict[str, Any]) -> requests.Response:
-        """POST a send, repeating it only when the carrier explicitly refused it."""
-        for attempt in range(SEND_RETRIES + 1):
-            response = self._authorized("POST", OUTBOX_PATH, json=payload, sending=True)
-            delay = self._send_retry_delay(response, attempt)
-            if delay is None:
-                break
-            log.debug("send refused with HTTP %s; retrying in %.2f s", response.status_code, delay)
-            response.close()
-            time.sleep(delay)
+        """POST a send once: it is never repeated where the carrier may have taken it."""
+        response = self._authorized("POST", OUTBOX_PATH, json=payload, sending=True)
         self._raise_for_status(response, sending=True)
         return response
-
-    def _send_retry_delay(self, response: requests.Response, attempt: int) -> float | None:
-        """Seconds to wait before repeating a refused send, or ``None``."""
-        if attempt >= SEND_RETRIES or response.status_code not in SEND_RETRY_STATUSES:
-            return None
-        retry_after = self._retry_after(response)
-        if retry_after is None:
-            retry_after = self.backoff_factor * (2**attempt)
-        return min(retry_after, self.max_retry_after)
 
     def _retry_after(self, response: requests.Response) -> float | None:
         """The response's ``Retry-After`` in seconds, or ``None``."""
@@ -379,13 +366,14 @@ class AttSmsClient:
     ) -> requests.Response:
         """One HTTP exchange; network failures become :class:`CarrierUnavailable`."""
         headers = {"Authorization": f"Bearer {token.value}"} if token else None
+        timeout = kwargs.pop("timeout", self.timeout)
         started = time.monotonic()
         try:
             response = self._session.request(
                 method,
                 self.base_url + path,
                 headers=headers,
-                timeout=self.timeout,
+                timeout=timeout,
                 allow_redirects=False,
                 **kwargs,
             )
@@ -453,10 +441,14 @@ class AttSmsClient:
         """5xx/429: the carrier is unavailable; a send may or may not be taken."""
         message = str(self._carrier_error(response, CarrierError))
         status = response.status_code
-        if sending and status not in SEND_RETRY_STATUSES:
+        if sending and status not in SEND_REFUSED_STATUSES:
             return SendUncertain(f"{message}; {_UNCERTAIN_HINT}", status=status)
         if sending:
-            return CarrierUnavailable(f"{message}; the message was not sent", status=status)
+            wait = self._retry_after(response)
+            later = f"; try again in {wait:.0f} s" if wait else "; try again shortly"
+            return CarrierUnavailable(
+                f"{message}; the carrier refused the message (rate limit){later}", status=status
+            )
         return CarrierUnavailable(message, status=status)
 
     def _error_details(

@@ -26,7 +26,14 @@ if _PLUGINS_DIR not in sys.path:
 from att_sms import audit, directory, policy  # noqa: E402
 from att_sms.arguments import ArgumentError, single_word, split_recipients_and_text  # noqa: E402
 from att_sms.client import AttSmsClient, DeliveryInfo  # noqa: E402
-from att_sms.errors import AttSmsError, CarrierError, NotFoundError, SendUncertain  # noqa: E402
+from att_sms.errors import (  # noqa: E402
+    AttSmsError,
+    CarrierError,
+    NotFoundError,
+    ProtocolError,
+    SendUncertain,
+)
+from att_sms.fetcher import FetcherProcess, drain_into  # noqa: E402
 from att_sms.inbox import InboxLedger, StoredInbound, handle_for  # noqa: E402
 from att_sms.numbers import NumberError, NumberRules, display_number  # noqa: E402
 from att_sms.posts import build_posts  # noqa: E402
@@ -52,7 +59,7 @@ STATUS_WORDS = {
 }
 FINAL_STATES = frozenset({"DeliveredToTerminal", "DeliveryImpossible"})
 MAX_BACKOFF = 300.0
-MAX_FETCHES_PER_ROUTE = 50
+FETCH_REPLY_TIMEOUT = 300.0  # a fetch child that says nothing for this long is abandoned
 POLL_LOCK_WAIT = 60.0
 FOLLOW_UP_TICK = 1.0  # how often due follow-ups are looked at
 FOLLOW_UP_FIRST = 2.0  # first status check after a send; then doubling
@@ -73,6 +80,7 @@ class AttSms(BotPlugin):
         self._client: AttSmsClient | None = None
         self._rules: NumberRules | None = None
         self._ledger: InboxLedger | None = None
+        self._fetcher: FetcherProcess | None = None
         self._poll_lock = threading.Lock()  # one inbox fetch+post at a time
         self._generation = 0  # bumped by every (de)activation; stale poll chains stop
         self._failures = 0
@@ -101,7 +109,7 @@ class AttSms(BotPlugin):
         generation = self._generation
         self._failures = 0
         self._next_poll_at = 0.0
-        self._ledger = InboxLedger(Path(self.bot_config.BOT_DATA_DIR) / "att_sms" / "inbox.sqlite3")
+        self._ledger = InboxLedger(self._ledger_path())
         self._load_settings()
         if self._settings is None:
             log.warning("AttSms is not configured: %s", self._settings_problem)
@@ -127,15 +135,21 @@ class AttSms(BotPlugin):
         # Let a running poll finish its storage writes before the ledger closes.
         got_lock = self._poll_lock.acquire(timeout=POLL_LOCK_WAIT)
         try:
+            if self._fetcher is not None:
+                self._fetcher.close()
             if self._client is not None:
                 self._client.close()
             if self._ledger is not None:
                 self._ledger.close()
         finally:
+            self._fetcher = None
             self._client = None
             self._ledger = None
             if got_lock:
                 self._poll_lock.release()
+
+    def _ledger_path(self) -> Path:
+        return Path(self.bot_config.BOT_DATA_DIR) / "att_sms" / "inbox.sqlite3"
 
     def _load_settings(self) -> None:
         self._settings = None
@@ -176,7 +190,7 @@ class AttSms(BotPlugin):
         """Lists the SMS commands."""
         word = args.split()[0] if args.split() else ""
         p = self._bot.prefix
-        head = f"Unknown sms command {word!r}. " if word else ""
+        head = f"Unknown sms command {_short(word)!r}. " if word else ""
         return (
             f"{head}Use {p}sms send <to>[,<to>...] <text> | {p}sms status <messageId> | "
             f"{p}sms inbox [<registrationId>] | {p}sms reply <handle> <text> | "
@@ -325,7 +339,7 @@ class AttSms(BotPlugin):
         except ArgumentError as exc:
             return str(exc)
         except NotFoundError as exc:
-            return f"No message {args.strip()!r} at the carrier: {exc}"
+            return f"No message {_short(args.strip())!r} at the carrier: {exc}"
         except AttSmsError as exc:
             return f"Status not available: {exc}"
         if not infos:
@@ -347,7 +361,7 @@ class AttSms(BotPlugin):
             return "usage: !sms inbox [<registrationId>]"
         if wanted and wanted[0] not in routes:
             known = ", ".join(sorted(routes)) or "none"
-            return f"No route for registration {wanted[0]!r} in INBOX_ROUTES (configured: {known})."
+            return f"No route for registration {_short(wanted[0])!r} in INBOX_ROUTES (configured: {known})."
         if not routes:
             return "No INBOX_ROUTES configured: nowhere to post inbound SMS."
         registrations = wanted or sorted(routes)
@@ -426,7 +440,7 @@ class AttSms(BotPlugin):
                 result = client.send(addresses, part, sender)
             except AttSmsError as exc:
                 reply = self._send_failure(exc, who, ids, index, len(parts))
-                kind = "uncertain" if isinstance(exc, SendUncertain) else "failed"
+                kind = "uncertain" if _maybe_sent(exc) else "failed"
                 return reply, ids, f"{kind}: {exc}"
             ids.append(result.message_id)
         if len(ids) == 1:
@@ -438,7 +452,7 @@ class AttSms(BotPlugin):
     def _send_failure(exc: AttSmsError, who: str, ids: list[str], index: int, total: int) -> str:
         done = f" Parts already sent: {', '.join(ids)}." if ids else ""
         part = f" (part {index}/{total})" if total > 1 else ""
-        if isinstance(exc, SendUncertain):
+        if _maybe_sent(exc):
             return (
                 f"Send to {who}{part} may or may not have gone out: {exc}. "
                 f"Do not resend blindly: check the carrier first.{done}"
@@ -660,16 +674,40 @@ class AttSms(BotPlugin):
                 errors[registration] = str(exc)
         return fetched, errors, self._post_pending()
 
-    @staticmethod
-    def _drain(client: AttSmsClient, ledger: InboxLedger, registration: str) -> int:
-        new = 0
-        for _ in range(MAX_FETCHES_PER_ROUTE):
-            batch = client.fetch_inbound(registration)
-            # Stored before anything is posted: the carrier has already forgotten them.
-            new += len(ledger.record_fetched(registration, batch.messages))
-            if not batch.messages or not batch.pending:
-                break
-        return new
+    def _drain(self, client: AttSmsClient, ledger: InboxLedger, registration: str) -> int:
+        """Fetch a registration's inbox into the ledger (caller holds the poll lock).
+
+        The fetch runs in a child process (see ``att_sms.fetcher``) so that killing the
+        bot cannot lose what the carrier already handed over; in-process if no child
+        can be started.
+        """
+        fetcher = self._fetch_process()
+        if fetcher is None:
+            return drain_into(client, ledger, registration)
+        return fetcher.fetch(registration)
+
+    def _fetch_process(self) -> FetcherProcess | None:
+        if self._fetcher is not None and self._fetcher.alive:
+            return self._fetcher
+        settings = self._settings
+        if settings is None:
+            return None
+        try:
+            self._fetcher = FetcherProcess(
+                {
+                    "base_url": settings.api_base_url,
+                    "client_id": settings.client_id,
+                    "client_secret": settings.client_secret,
+                    "scope": settings.scope,
+                    "read_timeout": settings.read_timeout,
+                },
+                self._ledger_path(),
+                reply_timeout=FETCH_REPLY_TIMEOUT,
+            )
+        except OSError as exc:
+            log.warning("AttSms fetches the inbox in-process (no child process: %s)", exc)
+            self._fetcher = None
+        return self._fetcher
 
     def _apply_opt_keywords(self, messages: list[StoredInbound]) -> dict[str, str]:
         """STOP/START from a sender opts them out/in; return a note per such message."""
@@ -755,3 +793,13 @@ def _in_room(identifier: Any) -> bool:
     except Exception:  # the backend cannot tell: let the send itself decide
         return True
     return False
+
+
+def _maybe_sent(exc: AttSmsError) -> bool:
+    """True when a failed send may still have gone out (never tell the user "not sent")."""
+    return isinstance(exc, (SendUncertain, ProtocolError))
+
+
+def _short(text: str, limit: int = 60) -> str:
+    """User input echoed back in a reply, cut so the reply stays one short line."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -163,8 +163,15 @@ def test_sigkill_restart_posts_every_inbound_once(tmp_path: Path) -> None:
         reliakit.remember_text(f"errbot run {run.index} stdout", run.stdout())
         reliakit.remember_text(f"errbot run {run.index} stderr", run.err_path.read_text())
     log_file = tmp_path / "errbot.log"
-    if log_file.exists():
-        reliakit.remember_text("errbot.log (crash test)", log_file.read_text(errors="replace"))
+    log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
+    reliakit.remember_text("errbot.log (crash test)", log_text)
+    # errbot 6.2.1's requirements check needs pkg_resources (gone from this setuptools): it
+    # logs "Some plugins failed to load" at every start although AttSms loads. Not ours.
+    error_lines = [
+        line
+        for line in log_text.splitlines()
+        if (" ERROR " in line or "Traceback" in line) and "Some plugins failed to load" not in line
+    ]
     reliakit.remember_text("sandbox stdout (crash test)", box.log_path.read_text())
     reliakit.TOKEN_DIGESTS.update(box.token_digests())
 
@@ -196,12 +203,15 @@ def test_sigkill_restart_posts_every_inbound_once(tmp_path: Path) -> None:
         "kill_after_ready_seconds": [round(d, 2) for d in kill_delays],
         "seconds": round(elapsed, 1),
         "injector_errors": len(injector.errors),
+        "errbot_log_lines": len(log_text.splitlines()),
+        "errbot_log_errors": len(error_lines),
     }
     reliakit.FIGURES["crash_restart"] = figures
 
     assert figures["kills"] >= KILLS
     assert not injector.errors, injector.errors[:3]
     assert len(expected) > 100
+    assert error_lines == [], error_lines[:5]
     assert unexplained_missing == [], (
         f"lost without a kill to explain it: {unexplained_missing[:10]}"
     )

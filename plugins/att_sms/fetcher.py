@@ -1,0 +1,206 @@
+"""Inbox fetching in a helper process, so a killed bot cannot lose what the carrier handed over.
+
+The carrier's inbox read is destructive: once it has answered, only our copy remains. If
+the fetch and the ledger write ran inside the bot, a SIGKILL (OOM killer, a deploy, a
+crash) landing between the carrier's answer and the ledger commit would lose those
+messages. So the bot asks a small child process to do "fetch, then commit to the
+ledger", and reads the ledger afterwards. Killing the bot does not stop the child: it
+finishes the fetch it is in, commits, notices its parent is gone (end of its stdin) and
+exits. The next bot start posts what it stored.
+
+Protocol (one JSON object per line): the parent writes the settings first (secret
+included: a pipe, never argv or the environment), then one ``{"registration": id}`` per
+fetch; the child answers ``{"new": n}`` or ``{"error": type, "message": text, "status": n}``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import IO, Any
+
+from .client import AttSmsClient
+from .errors import (
+    AttSmsError,
+    AuthenticationError,
+    CarrierError,
+    CarrierUnavailable,
+    NotFoundError,
+    ProtocolError,
+)
+from .inbox import InboxLedger
+
+#: Most inbox reads in one fetch of a registration (the carrier may answer in batches).
+MAX_READS_PER_FETCH = 50
+
+_ERRORS: dict[str, type[AttSmsError]] = {
+    cls.__name__: cls
+    for cls in (
+        AttSmsError,
+        CarrierError,
+        AuthenticationError,
+        NotFoundError,
+        CarrierUnavailable,
+        ProtocolError,
+    )
+}
+
+
+def drain_into(client: AttSmsClient, ledger: InboxLedger, registration: str) -> int:
+    """Read a registration's inbox until it is empty; commit each batch before the next.
+
+    Returns how many new messages were stored.
+    """
+    new = 0
+    for _ in range(MAX_READS_PER_FETCH):
+        batch = client.fetch_inbound(registration)
+        new += len(ledger.record_fetched(registration, batch.messages))
+        if not batch.messages or not batch.pending:
+            break
+    return new
+
+
+class FetcherProcess:
+    """The parent's handle on the fetch child. One fetch at a time (the caller serialises)."""
+
+    def __init__(self, settings: dict[str, Any], ledger_path: Path, reply_timeout: float) -> None:
+        self._reply_timeout = reply_timeout
+        plugins_dir = str(Path(__file__).resolve().parent.parent)
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugins_dir, env.get("PYTHONPATH")]))
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "att_sms.fetcher"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            # Its own session: a signal to the bot's process group does not cut a fetch short.
+            start_new_session=True,
+        )
+        self._buffer = b""
+        self._write({**settings, "ledger": str(ledger_path)})
+
+    @property
+    def alive(self) -> bool:
+        return self._proc.poll() is None
+
+    def fetch(self, registration: str) -> int:
+        """Have the child drain ``registration`` into the ledger; the number of new messages."""
+        try:
+            self._write({"registration": registration})
+            answer = self._read_line()
+        except (OSError, ValueError) as exc:
+            self.close(wait=0)
+            raise CarrierUnavailable(f"the inbox fetch process did not answer ({exc})") from None
+        if "new" in answer:
+            return int(answer["new"])
+        raise _error_from(answer)
+
+    def close(self, wait: float = 5.0) -> None:
+        """Let the child finish what it is doing and exit (it stops at the end of stdin).
+
+        It is never killed: a fetch it is in the middle of still reaches the ledger.
+        """
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self._proc.wait(timeout=wait)
+        except subprocess.TimeoutExpired:
+            pass  # it exits by itself once its fetch is stored
+        if self._proc.stdout:
+            self._proc.stdout.close()
+
+    def _write(self, obj: dict[str, Any]) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(json.dumps(obj).encode() + b"\n")
+        self._proc.stdin.flush()
+
+    def _read_line(self) -> dict[str, Any]:
+        stdout = self._proc.stdout
+        assert stdout is not None
+        deadline = time.monotonic() + self._reply_timeout
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ValueError("no answer in time")
+            ready, _, _ = select.select([stdout], [], [], left)
+            if ready:
+                chunk = os.read(stdout.fileno(), 65536)
+                if not chunk:
+                    raise ValueError("it exited")
+                self._buffer += chunk
+        line, self._buffer = self._buffer.split(b"\n", 1)
+        return json.loads(line)
+
+
+def _error_answer(exc: AttSmsError) -> dict[str, Any]:
+    """An error as the child reports it, enough to raise the same error in the parent."""
+    answer: dict[str, Any] = {"error": type(exc).__name__, "message": str(exc)}
+    if isinstance(exc, CarrierError):
+        answer.update(text=exc.text, message_id=exc.message_id, kind=exc.kind, status=exc.status)
+    elif isinstance(exc, CarrierUnavailable):
+        answer["status"] = exc.status
+    return answer
+
+
+def _error_from(answer: dict[str, Any]) -> AttSmsError:
+    error = _ERRORS.get(str(answer.get("error")), AttSmsError)
+    message = str(answer.get("message", "inbox fetch failed"))
+    if issubclass(error, CarrierError):
+        return error(
+            str(answer.get("text", message)),
+            status=answer.get("status"),
+            message_id=answer.get("message_id"),
+            kind=answer.get("kind"),
+        )
+    if issubclass(error, CarrierUnavailable):
+        return error(message, status=answer.get("status"))
+    return error(message)
+
+
+def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
+    """The child's loop: settings line, then one fetch per request line, until end of input."""
+    first = stdin.readline()
+    if not first:
+        return 0
+    settings = json.loads(first)
+    ledger = InboxLedger(settings.pop("ledger"))
+    client = AttSmsClient(
+        settings["base_url"],
+        settings["client_id"],
+        settings["client_secret"],
+        settings.get("scope", "SMS"),
+        read_timeout=float(settings.get("read_timeout", 10.0)),
+    )
+    lock = threading.Lock()
+    try:
+        for line in iter(stdin.readline, b""):
+            request = json.loads(line)
+            with lock:
+                try:
+                    answer: dict[str, Any] = {
+                        "new": drain_into(client, ledger, str(request["registration"]))
+                    }
+                except AttSmsError as exc:
+                    answer = _error_answer(exc)
+            try:
+                stdout.write(json.dumps(answer).encode() + b"\n")
+                stdout.flush()
+            except (BrokenPipeError, OSError):
+                return 0  # the bot is gone; what we fetched is in the ledger
+    finally:
+        client.close()
+        ledger.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer))

@@ -49,7 +49,19 @@ def test_help_lists_every_command(bot: Bot) -> None:
 
 
 def test_unconfigured_commands_say_how_to_configure(bot: Bot) -> None:
-    for command in ("!sms send +12125551234 hi", "!sms status abc", "!sms inbox"):
+    commands = (
+        "!sms send +12125551234 hi",
+        "!sms status abc",
+        "!sms inbox",
+        "!sms reply r1 hi",
+        "!sms contact add alice +12125550101",
+        "!sms contacts",
+        "!sms group add team alice",
+        "!sms groups",
+        "!sms optouts",
+        "!sms log",
+    )
+    for command in commands:
         answer = bot.ask(command)
         assert "not configured" in answer
         assert "!plugin config AttSms" in answer

@@ -231,6 +231,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_contact_add(self, msg: Any, args: str) -> str:
         """<name> <number>: add or replace a contact."""
+        if self._settings is None:
+            return self._not_configured()
         name, _, number = (args or "").strip().partition(" ")
         if not name or not number.strip():
             return "usage: !sms contact add <name> <number>"
@@ -246,6 +248,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_contact_remove(self, msg: Any, args: str) -> str:
         """<name>: remove a contact (and from every group)."""
+        if self._settings is None:
+            return self._not_configured()
         try:
             name = single_word(args, "contact name", "usage: !sms contact remove <name>")
             with self._state("directory", directory.new_directory) as book:
@@ -258,6 +262,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_contacts(self, msg: Any, args: str) -> str:
         """Lists the contacts."""
+        if self._settings is None:
+            return self._not_configured()
         contacts = directory.list_contacts(self._read("directory", directory.new_directory))
         if not contacts:
             return "No contacts yet: !sms contact add <name> <number>"
@@ -266,6 +272,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_group_add(self, msg: Any, args: str) -> str:
         """<group> <member>...: create a group or add contacts/numbers to it."""
+        if self._settings is None:
+            return self._not_configured()
         words = (args or "").split()
         if len(words) < 2:
             return "usage: !sms group add <group> <member>..."
@@ -279,6 +287,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_group_remove(self, msg: Any, args: str) -> str:
         """<group> [<member>...]: remove members, or the whole group when none are named."""
+        if self._settings is None:
+            return self._not_configured()
         words = (args or "").split()
         if not words:
             return "usage: !sms group remove <group> [<member>...]"
@@ -296,6 +306,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_groups(self, msg: Any, args: str) -> str:
         """Lists the groups and their members."""
+        if self._settings is None:
+            return self._not_configured()
         groups = directory.list_groups(self._read("directory", directory.new_directory))
         if not groups:
             return "No groups yet: !sms group add <group> <member>..."
@@ -304,6 +316,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_optouts(self, msg: Any, args: str) -> str:
         """Lists the numbers that opted out by texting STOP."""
+        if self._settings is None:
+            return self._not_configured()
         optouts = self._read("optouts", dict)
         if not optouts:
             return "No number has opted out."
@@ -316,6 +330,8 @@ class AttSms(BotPlugin):
     @botcmd
     def sms_log(self, msg: Any, args: str) -> str:
         """[N]: the last N sends from the audit log (default 10)."""
+        if self._settings is None:
+            return self._not_configured()
         words = (args or "").split()
         try:
             count = int(words[0]) if words else 10

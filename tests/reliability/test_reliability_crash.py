@@ -165,8 +165,9 @@ def test_sigkill_restart_posts_every_inbound_once(tmp_path: Path) -> None:
     log_file = tmp_path / "errbot.log"
     log_text = log_file.read_text(errors="replace") if log_file.exists() else ""
     reliakit.remember_text("errbot.log (crash test)", log_text)
-    # errbot 6.2.1's requirements check needs pkg_resources (gone from this setuptools): it
-    # logs "Some plugins failed to load" at every start although AttSms loads. Not ours.
+    # errbot 6.2.1's requirements check (AUTOINSTALL_DEPS False) reads each pinned line of
+    # requirements.txt as a package name: it logs "Some plugins failed to load" at every
+    # start although AttSms loads. Not ours.
     error_lines = [
         line
         for line in log_text.splitlines()

@@ -23,7 +23,9 @@ lint: venv
 	$(VENV)/bin/ruff check plugins tests benchmarks scripts config_template.py
 
 test: venv
-	bash scripts/ensure-ngircd.sh
+	@# The IRC end-to-end tests need ngircd (Debian package; installing it needs root).
+	@# Outside CI a machine without it skips those tests with the reason.
+	bash scripts/ensure-ngircd.sh || test -z "$$CI"
 	$(VENV)/bin/ruff check plugins tests benchmarks scripts config_template.py
 	$(PY) -m pytest -q -ra
 

@@ -105,3 +105,18 @@ def test_a_killed_bot_does_not_cut_a_fetch_short(
             break
         time.sleep(0.1)
     assert stored == [f"in flight {i}" for i in range(5)]
+
+
+def test_a_child_that_cannot_run_is_reported(
+    sandbox, client_id, client_secret, tmp_path, monkeypatch
+) -> None:
+    from att_sms import fetcher as fetcher_module
+
+    monkeypatch.setattr(
+        fetcher_module, "CHILD_COMMAND", [sys.executable, "-c", "raise SystemExit(3)"]
+    )
+    fetcher = FetcherProcess(
+        settings(sandbox, client_id, client_secret), tmp_path / "l.sqlite3", reply_timeout=30
+    )
+    with pytest.raises(fetcher_module.FetcherExited, match="exit status 3"):
+        fetcher.fetch("reg")

@@ -244,3 +244,28 @@ def test_state_survives_restart(env: None, tmp_path: Path, sandbox, client_id: s
         assert second.ask("!sms send oncall after restart").startswith("Sent to tel:+12125550101")
     finally:
         second.stop()
+
+
+def test_senders_without_plus_still_opt_out_and_show_names(bot: Bot, sandbox) -> None:
+    """Historical carriers sent national-looking ``tel:2125559876`` sender addresses."""
+    bot.ask("!sms contact add alice +12125559876")
+    sandbox.inject_inbound("reg-ops", "tel:+12125559876", "hello")
+    sandbox.add_fault(
+        "/sms/v3/messaging/inbox",
+        method="GET",
+        status=200,
+        body={
+            "InboundSmsMessageList": {
+                "InboundSmsMessage": [
+                    {"MessageId": "h1", "Message": "STOP", "SenderAddress": "tel:2125559876"}
+                ],
+                "NumberOfMessagesInThisBatch": "1",
+                "TotalNumberOfPendingMessages": "0",
+            }
+        },
+    )
+    bot.ask("!sms inbox")
+    (post,) = bot.posts_containing("STOP")
+    assert "(alice)" in post[1] and "opted out" in post[1]
+    assert "+1 212-555-9876" in bot.ask("!sms optouts")
+    assert "every recipient opted out" in bot.ask("!sms send alice hi")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -519,3 +520,12 @@ def test_quick_reactivation_during_a_slow_poll_leaves_one_poller(
     assert len(bot.wait_for_posts("after reactivation", timeout=5)) == 1
     time.sleep(1)
     assert len(bot.posts_containing("after reactivation")) == 1
+
+
+def test_inbox_still_works_when_no_fetch_child_can_run(ready: Bot, sandbox, monkeypatch) -> None:
+    from att_sms import fetcher
+
+    monkeypatch.setattr(fetcher, "CHILD_COMMAND", [sys.executable, "-c", "raise SystemExit(3)"])
+    sandbox.inject_inbound("reg-ops", "tel:+12125559876", "fetched in-process")
+    assert "1 message arrived" in ready.ask("!sms inbox")
+    assert len(ready.posts_containing("fetched in-process")) == 1

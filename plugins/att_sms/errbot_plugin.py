@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from att_sms.errors import (  # noqa: E402
     ProtocolError,
     SendUncertain,
 )
-from att_sms.fetcher import FetcherProcess, drain_into  # noqa: E402
+from att_sms.fetcher import FetcherExited, FetcherProcess, drain_into  # noqa: E402
 from att_sms.inbox import InboxLedger, StoredInbound, handle_for  # noqa: E402
 from att_sms.numbers import NumberError, NumberRules, display_number  # noqa: E402
 from att_sms.posts import build_posts  # noqa: E402
@@ -81,6 +80,7 @@ class AttSms(BotPlugin):
         self._rules: NumberRules | None = None
         self._ledger: InboxLedger | None = None
         self._fetcher: FetcherProcess | None = None
+        self._fetch_in_process = False  # set when no fetch child can run here
         self._poll_lock = threading.Lock()  # one inbox fetch+post at a time
         self._generation = 0  # bumped by every (de)activation; stale poll chains stop
         self._failures = 0
@@ -107,6 +107,7 @@ class AttSms(BotPlugin):
         super().activate()
         self._generation += 1
         generation = self._generation
+        self._fetch_in_process = False
         self._failures = 0
         self._next_poll_at = 0.0
         self._ledger = InboxLedger(self._ledger_path())
@@ -520,6 +521,14 @@ class AttSms(BotPlugin):
         if shelf is not None and hasattr(shelf, "sync"):
             shelf.sync()
 
+    def _canonical(self, sender: str) -> str:
+        """An inbound sender as ``tel:+E164`` when it parses (carriers may omit the ``+``)."""
+        region = self._settings.default_region if self._settings else "US"
+        try:
+            return NumberRules(region).normalise(sender)
+        except NumberError:
+            return sender
+
     def _rules_or_default(self) -> NumberRules:
         return self._rules or NumberRules()
 
@@ -697,10 +706,17 @@ class AttSms(BotPlugin):
         bot cannot lose what the carrier already handed over; in-process if no child
         can be started.
         """
-        fetcher = self._fetch_process()
+        fetcher = None if self._fetch_in_process else self._fetch_process()
         if fetcher is None:
             return drain_into(client, ledger, registration)
-        return fetcher.fetch(registration)
+        try:
+            return fetcher.fetch(registration)
+        except FetcherExited as exc:
+            # It could not even start (an interpreter without the requirements?): the
+            # in-process fetch still works, without the protection against a killed bot.
+            log.warning("AttSms fetches the inbox in-process from now on: %s", exc)
+            self._fetcher, self._fetch_in_process = None, True
+            return drain_into(client, ledger, registration)
 
     def _fetch_process(self) -> FetcherProcess | None:
         if self._fetcher is not None and self._fetcher.alive:
@@ -735,7 +751,9 @@ class AttSms(BotPlugin):
         with self._state("optouts", dict) as optouts:
             for message, keyword in keyworded:
                 try:
-                    policy.apply_opt(optouts, message.sender_address, keyword, time.time())
+                    policy.apply_opt(
+                        optouts, self._canonical(message.sender_address), keyword, time.time()
+                    )
                 except ValueError:
                     continue  # not a number we could ever send to
                 notes[message.key] = OPT_NOTES[keyword]
@@ -768,7 +786,7 @@ class AttSms(BotPlugin):
             posts = build_posts(
                 messages,
                 combine_above=settings.combine_above,
-                name_of=partial(directory.name_of, book),
+                name_of=lambda tel, book=book: directory.name_of(book, self._canonical(tel)),
                 handle_of=_handle_of,
                 note_of=_note_lookup(notes),
             )

@@ -38,6 +38,8 @@ from .inbox import InboxLedger
 
 #: Most inbox reads in one fetch of a registration (the carrier may answer in batches).
 MAX_READS_PER_FETCH = 50
+#: How the child is started.
+CHILD_COMMAND = [sys.executable, "-m", "att_sms.fetcher"]
 
 _ERRORS: dict[str, type[AttSmsError]] = {
     cls.__name__: cls
@@ -66,6 +68,10 @@ def drain_into(client: AttSmsClient, ledger: InboxLedger, registration: str) -> 
     return new
 
 
+class FetcherExited(CarrierUnavailable):
+    """The fetch child exited without answering (it could not start, or it crashed)."""
+
+
 class FetcherProcess:
     """The parent's handle on the fetch child. One fetch at a time (the caller serialises)."""
 
@@ -75,7 +81,7 @@ class FetcherProcess:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugins_dir, env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "att_sms.fetcher"],
+            CHILD_COMMAND,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -94,6 +100,9 @@ class FetcherProcess:
         try:
             self._write({"registration": registration})
             answer = self._read_line()
+        except _Exited as exc:
+            self.close(wait=0)
+            raise FetcherExited(f"the inbox fetch process exited ({exc})") from None
         except (OSError, ValueError) as exc:
             self.close(wait=0)
             raise CarrierUnavailable(f"the inbox fetch process did not answer ({exc})") from None
@@ -120,8 +129,11 @@ class FetcherProcess:
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._proc.stdin is not None
-        self._proc.stdin.write(json.dumps(obj).encode() + b"\n")
-        self._proc.stdin.flush()
+        try:
+            self._proc.stdin.write(json.dumps(obj).encode() + b"\n")
+            self._proc.stdin.flush()
+        except BrokenPipeError:
+            raise _Exited(f"exit status {self._proc.wait()}") from None
 
     def _read_line(self) -> dict[str, Any]:
         stdout = self._proc.stdout
@@ -135,10 +147,14 @@ class FetcherProcess:
             if ready:
                 chunk = os.read(stdout.fileno(), 65536)
                 if not chunk:
-                    raise ValueError("it exited")
+                    raise _Exited(f"exit status {self._proc.poll()}")
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
+
+
+class _Exited(Exception):
+    pass
 
 
 def _error_answer(exc: AttSmsError) -> dict[str, Any]:

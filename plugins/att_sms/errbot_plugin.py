@@ -117,7 +117,8 @@ class AttSms(BotPlugin):
             return
         if self._settings.poll_interval > 0 and self._settings.inbox_routes:
             self.start_poller(self._settings.poll_interval, self._poll_tick, args=(generation,))
-        self.start_poller(FOLLOW_UP_TICK, self._follow_up_tick, args=(generation,))
+        if self._settings.follow_up:
+            self.start_poller(FOLLOW_UP_TICK, self._follow_up_tick, args=(generation,))
         # Post what an earlier run stored but did not post, without waiting a whole interval.
         threading.Thread(
             target=self._flush_pending, args=(generation,), name="AttSms resume", daemon=True

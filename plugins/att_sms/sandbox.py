@@ -67,6 +67,12 @@ class Reply:
         )
 
 
+def _path_param(path: str, prefix: str) -> str | None:
+    """The one path segment after ``prefix/`` (``/outbox/{messageId}``), else None."""
+    rest = path[len(prefix) + 1 :] if path.startswith(prefix + "/") else ""
+    return unquote(rest) if rest and "/" not in rest else None
+
+
 def error_body(kind: str, message_id: str, text: str, variables: str) -> dict:
     """A ``RequestError`` document (kind is ServiceException or PolicyException)."""
     return {"RequestError": {kind: {"MessageId": message_id, "Text": text, "Variables": variables}}}
@@ -705,20 +711,12 @@ class Sandbox:
             req.template = TOKEN_PATH
         elif p == OUTBOX_PATH:
             req.template = OUTBOX_PATH
-        elif (
-            p.startswith(OUTBOX_PATH + "/")
-            and "/" not in p[len(OUTBOX_PATH) + 1 :]
-            and p != OUTBOX_PATH + "/"
-        ):
+        elif (message_id := _path_param(p, OUTBOX_PATH)) is not None:
             req.template = STATUS_TEMPLATE
-            req.params["messageId"] = unquote(p[len(OUTBOX_PATH) + 1 :])
-        elif (
-            p.startswith(INBOX_PATH + "/")
-            and "/" not in p[len(INBOX_PATH) + 1 :]
-            and p != INBOX_PATH + "/"
-        ):
+            req.params["messageId"] = message_id
+        elif (registration_id := _path_param(p, INBOX_PATH)) is not None:
             req.template = INBOX_TEMPLATE
-            req.params["registrationId"] = unquote(p[len(INBOX_PATH) + 1 :])
+            req.params["registrationId"] = registration_id
 
     _ALLOWED = {
         TOKEN_PATH: "POST",

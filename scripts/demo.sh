@@ -35,6 +35,9 @@ export ATT_POLL_INTERVAL=${ATT_POLL_INTERVAL:-5}
 export ERRBOT_BACKEND=Text
 export ERRBOT_ADMINS=@ops
 export ERRBOT_DATA_DIR="$DEMO_DIR/data"
+# errbot runs pip on the plugin's requirements at start-up (already installed: a no-op);
+# keep it from burying the lines below.
+export PIP_QUIET=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 
 cat <<TXT
 Carrier sandbox: $BASE (log: $DEMO_DIR/sandbox.log)

@@ -32,15 +32,20 @@ RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 # ----------------------------------------------------------------------------- helpers
+def token_form(client_id: str, client_secret: str) -> dict[str, str]:
+    """The client-credentials form of the spec's token request."""
+    return {
+        "grant_type": "client_credentials",
+        "client_id": client_id,
+        "client_secret": client_secret,
+        "scope": "SMS",
+    }
+
+
 def get_token(sb: Sandbox, client_id: str, client_secret: str) -> str:
     r = requests.post(
         sb.base_url + TOKEN,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "scope": "SMS",
-        },
+        data=token_form(client_id, client_secret),
         timeout=5,
     )
     assert r.status_code == 200, r.text
@@ -74,12 +79,7 @@ def error_of(r: requests.Response) -> tuple[str, dict]:
 def test_token_issued(sandbox: Sandbox, client_id: str, client_secret: str) -> None:
     r = requests.post(
         sandbox.base_url + TOKEN,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "scope": "SMS",
-        },
+        data=token_form(client_id, client_secret),
         timeout=5,
     )
     assert r.status_code == 200
@@ -427,12 +427,7 @@ def test_keep_alive_and_connection_count(sandbox: Sandbox, client_id, client_sec
     with requests.Session() as s:
         r = s.post(
             sandbox.base_url + TOKEN,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": client_secret,
-                "scope": "SMS",
-            },
+            data=token_form(client_id, client_secret),
         )
         headers = {"Authorization": "Bearer " + r.json()["access_token"]}
         for _ in range(5):
@@ -752,12 +747,7 @@ def test_in_memory_state_is_per_instance(sandbox_factory) -> None:
 def test_stop_closes_kept_alive_connections(sandbox_factory, client_id, client_secret) -> None:
     sb = sandbox_factory()
     with requests.Session() as s:
-        form = {
-            "grant_type": "client_credentials",
-            "client_id": client_id,
-            "client_secret": client_secret,
-            "scope": "SMS",
-        }
+        form = token_form(client_id, client_secret)
         assert s.post(sb.base_url + TOKEN, data=form, timeout=5).status_code == 200
         sb.stop()
         with pytest.raises(requests.exceptions.ConnectionError):
@@ -797,12 +787,7 @@ def test_cli_serves_and_stops(sig: signal.Signals) -> None:
         assert int(match.group(2)) > 0
         r = requests.post(
             base + TOKEN,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "cli-id",
-                "client_secret": secret,
-                "scope": "SMS",
-            },
+            data=token_form("cli-id", secret),
             timeout=5,
         )
         assert r.status_code == 200
@@ -855,12 +840,7 @@ def test_cli_flags(tmp_path: Path) -> None:
         base = line.strip().rsplit(" ", 1)[1]
         r = requests.post(
             base + TOKEN,
-            data={
-                "grant_type": "client_credentials",
-                "client_id": "flag-id",
-                "client_secret": secret,
-                "scope": "SMS",
-            },
+            data=token_form("flag-id", secret),
             timeout=5,
         )
         assert r.json()["expires_in"] == 120

@@ -362,11 +362,9 @@ class AttSms(BotPlugin):
             return f"Status not available: {exc}"
         if not infos:
             return f"Message {message_id}: the carrier reports no recipients yet."
-        lines = [
-            f"{display_number(info.address)}: {STATUS_WORDS.get(info.status, 'unknown state')} ({info.status})"
-            for info in infos
-        ]
-        return f"Message {message_id}: " + "; ".join(lines)
+        return f"Message {message_id}: " + "; ".join(
+            _status_line(info.address, info.status) for info in infos
+        )
 
     @botcmd
     def sms_inbox(self, msg: Any, args: str) -> str:
@@ -613,8 +611,7 @@ class AttSms(BotPlugin):
     @staticmethod
     def _follow_up_text(task: dict[str, Any], final: bool, problem: str, now: float) -> str:
         states = "; ".join(
-            f"{display_number(address)}: {STATUS_WORDS.get(status, 'unknown state')} ({status})"
-            for address, status in task.get("last", [])
+            _status_line(address, status) for address, status in task.get("last", [])
         )
         if final:
             return f"Delivery of SMS {task['message_id']}: {states}"
@@ -838,3 +835,8 @@ def _maybe_sent(exc: AttSmsError) -> bool:
 def _short(text: str, limit: int = 60) -> str:
     """User input echoed back in a reply, cut so the reply stays one short line."""
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _status_line(address: str, status: str) -> str:
+    """One recipient's delivery state, in words and by its API name."""
+    return f"{display_number(address)}: {STATUS_WORDS.get(status, 'unknown state')} ({status})"

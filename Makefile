@@ -8,32 +8,32 @@ PYTHON ?= python3
 VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/errbot-att-sms/venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.deps-installed
-export PYTHONPATH := $(CURDIR)/plugins
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)
 
 .PHONY: venv test lint demo sandbox bench clean-venv
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check plugins tests benchmarks scripts config_template.py
+	$(VENV)/bin/ruff check plugins carrier_sandbox tests benchmarks scripts config_template.py
 
 test: venv
 	@# The IRC end-to-end tests need ngircd (Debian package; installing it needs root).
 	@# Outside CI a machine without it skips those tests with the reason.
 	bash scripts/ensure-ngircd.sh || test -z "$$CI"
-	$(VENV)/bin/ruff check plugins tests benchmarks scripts config_template.py
+	$(VENV)/bin/ruff check plugins carrier_sandbox tests benchmarks scripts config_template.py
 	$(PY) -m pytest -q -ra
 
 demo: venv
 	VENV=$(VENV) bash scripts/demo.sh
 
 sandbox: venv
-	$(PY) -m att_sms.sandbox --host 127.0.0.1 --port 8080 --registration demo
+	$(PY) -m carrier_sandbox --host 127.0.0.1 --port 8080 --registration demo
 
 bench: venv
 	$(PY) benchmarks/run.py

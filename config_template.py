@@ -26,6 +26,10 @@ BOT_EXTRA_PLUGIN_DIR = os.environ.get("ATT_SMS_PLUGIN_DIR", str(_HERE))
 
 BOT_DATA_DIR = os.environ.get("ERRBOT_DATA_DIR", str(Path.home() / ".local/share/errbot-att-sms"))
 Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)
+# errbot's own settings (`!plugin config`, blacklists...) in SQLite, each change committed
+# at once: errbot's default Shelf store can be left corrupt by a kill (docs/STORAGE.md).
+BOT_EXTRA_STORAGE_PLUGINS_DIR = str(Path(BOT_EXTRA_PLUGIN_DIR) / "errbot_storage/.errbot_plugin")
+STORAGE = "SQLite"
 BOT_LOG_FILE = os.environ.get("ERRBOT_LOG_FILE", os.path.join(BOT_DATA_DIR, "errbot.log"))
 BOT_LOG_LEVEL = getattr(logging, os.environ.get("ERRBOT_LOG_LEVEL", "INFO"))
 

@@ -8,7 +8,7 @@ PY="$VENV/bin/python"
 DEMO_DIR=${DEMO_DIR:-$(dirname "$VENV")/demo}
 PORT=${SANDBOX_PORT:-8080}  # 8080 when free, otherwise any free port
 mkdir -p "$DEMO_DIR/data"
-export PYTHONPATH="$PWD/plugins"
+export PYTHONPATH="$PWD/plugins"  # the sandbox also gets the repo root (carrier_sandbox)
 
 if [ "$PORT" = 0 ] || ! "$PY" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then
   PORT=$("$PY" -c "import socket; s=socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
@@ -16,8 +16,8 @@ fi
 
 export SANDBOX_CLIENT_ID=demo-client
 export SANDBOX_CLIENT_SECRET=demo-secret
-"$PY" -m att_sms.sandbox --host 127.0.0.1 --port "$PORT" --registration demo \
-  --delivery-delay 3 >"$DEMO_DIR/sandbox.log" 2>&1 &
+PYTHONPATH="$PWD:$PYTHONPATH" "$PY" -m carrier_sandbox --host 127.0.0.1 --port "$PORT" \
+  --registration demo --delivery-delay 3 >"$DEMO_DIR/sandbox.log" 2>&1 &
 SANDBOX_PID=$!
 trap 'kill "$SANDBOX_PID" 2>/dev/null || true; wait "$SANDBOX_PID" 2>/dev/null || true' EXIT
 for _ in $(seq 1 50); do

@@ -12,7 +12,8 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from att_sms.sandbox import Sandbox
+
+from carrier_sandbox import Sandbox
 
 TEST_CLIENT_ID = "test-client"
 TEST_CLIENT_SECRET = "test-secret-4f1c9a"

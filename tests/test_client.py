@@ -29,7 +29,8 @@ from att_sms.errors import (
     carrier_error_details,
     fill_variables,
 )
-from att_sms.sandbox import Sandbox
+
+from carrier_sandbox import Sandbox
 
 OUTBOX = "/sms/v3/messaging/outbox"
 INBOX = "/sms/v3/messaging/inbox"
@@ -307,6 +308,159 @@ def test_missing_list_is_empty(harness: Harness, sandbox: Sandbox, path: str, bo
         assert client.fetch_inbound("reg").messages == []
     else:
         assert client.delivery_status("SMS1") == []
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["text/plain", "text/json", "", "application/json; charset=utf-8", "text/html; charset=x"],
+    ids=["text-plain", "text-json", "missing", "charset", "html-label"],
+)
+def test_json_read_whatever_its_content_type(
+    harness: Harness, sandbox: Sandbox, content_type: str
+) -> None:
+    """A 2xx body that parses as JSON is read, whatever the carrier labelled it."""
+    status = {"DeliveryInfoList": {"DeliveryInfo": {"Address": ALICE, "DeliveryStatus": "x"}}}
+    inbox = {
+        "inboundSMSMessageList": {"inboundSMSMessage": [{"message": "hi", "senderAddress": BOB}]}
+    }
+    send = {"outboundSMSResponse": {"messageId": "SMS-typed"}}
+    for path, method, body in (
+        (OUTBOX, "GET", status),
+        (INBOX, "GET", inbox),
+        (OUTBOX, "POST", send),
+    ):
+        sandbox.add_fault(path, method=method, status=200, body=body, content_type=content_type)
+    client = harness.client()
+    assert client.delivery_status("SMS1") == [DeliveryInfo(ALICE, "x")]
+    assert client.fetch_inbound("reg").messages == [InboundMessage("", "hi", BOB, None, None)]
+    assert client.send([ALICE], "typed").message_id == "SMS-typed"
+
+
+def test_send_answer_without_json_stays_uncertain(harness: Harness, sandbox: Sandbox) -> None:
+    sandbox.add_fault(OUTBOX, method="POST", status=201, body="queued", content_type="text/plain")
+    err = harness.expect(ProtocolError, harness.client().send, [ALICE], "x")
+    assert "got text/plain" in str(err) and "do not send it again" in str(err)
+
+
+ODD_BATCH = {
+    "InboundSmsMessageList": {
+        "InboundSmsMessage": [
+            {"MessageId": "m1", "Message": "first", "SenderAddress": BOB},
+            {"Message": "no id here", "SenderAddress": "tel:2125551234"},
+            "a stray string",
+            {"MessageId": "m4", "Message": "no sender"},
+            {"MessageId": "m5", "DateTime": "Fri, 19 Apr 2013 10:00:00 UTC"},
+            None,
+            {"MessageId": "m7", "Message": {"nested": True}, "SenderAddress": ALICE},
+            {"MessageId": 8, "Message": 42, "SenderAddress": "12125559876"},
+        ],
+        "NumberOfMessagesInThisBatch": "9",
+        "TotalNumberOfPendingMessages": "3",
+    }
+}
+
+
+def test_inbound_odd_items_never_cost_the_batch(harness: Harness, sandbox: Sandbox) -> None:
+    sandbox.add_fault(INBOX, method="GET", status=200, body=ODD_BATCH)
+    batch = harness.client().fetch_inbound("reg")
+    assert batch.messages == [
+        InboundMessage("m1", "first", BOB, None, None),
+        InboundMessage("", "no id here", "tel:2125551234", None, None),
+        InboundMessage("m4", "no sender", "", None, None),
+        InboundMessage("m7", "", ALICE, None, None),
+        InboundMessage("8", "42", "12125559876", None, None),
+    ]
+    assert batch.pending == 3
+    assert batch.skipped == [
+        "item 3: a string, not an object",
+        "item 5: no message text and no sender (fields: MessageId, DateTime)",
+        "item 6: a null, not an object",
+        "the carrier counted 9 messages in this batch but sent 8",
+    ]
+    assert not any("stray" in line for line in batch.skipped)  # no message content
+
+
+@pytest.mark.parametrize(
+    ("box", "pending"),
+    [
+        ({"inboundSMSMessage": {"message": "solo", "senderAddress": BOB}}, None),
+        (
+            {
+                "InboundSMSMessage": {"Message": "solo", "SenderAddress": BOB},
+                "NumberOfMessagesInThisBatch": "1",
+                "TotalNumberOfPendingMessages": "0",
+            },
+            0,
+        ),
+        (
+            {
+                "inboundSmsMessage": [{"message": "solo", "senderAddress": BOB}],
+                "numberOfMessagesInThisBatch": 1,
+                "totalNumberOfPendingMessages": 7.0,
+            },
+            7,
+        ),
+    ],
+    ids=["single-object", "pascal-strings", "numbers"],
+)
+def test_inbound_counts_and_single_object(
+    harness: Harness, sandbox: Sandbox, box: dict, pending: int | None
+) -> None:
+    sandbox.add_fault(INBOX, method="GET", status=200, body={"inboundSMSMessageList": box})
+    batch = harness.client().fetch_inbound("reg")
+    assert batch == InboundBatch([InboundMessage("", "solo", BOB, None, None)], pending)
+
+
+def test_inbound_list_of_wrong_type_is_reported(harness: Harness, sandbox: Sandbox) -> None:
+    sandbox.add_fault(INBOX, method="GET", status=200, body={"inboundSMSMessageList": "none"})
+    batch = harness.client().fetch_inbound("reg")
+    assert batch.messages == [] and batch.skipped == [
+        "the message list is a string, not an object or a list"
+    ]
+
+
+# --------------------------------------------------------------------------- metrics hook
+
+
+def test_observer_sees_every_exchange(harness: Harness, sandbox: Sandbox) -> None:
+    seen: list[tuple[str, float, str]] = []
+    client = harness.client(observer=lambda *call: seen.append(call), get_retries=0)
+    sandbox.add_registration("reg")
+    message_id = client.send([ALICE], "observed").message_id
+    client.delivery_status(message_id)
+    client.fetch_inbound("reg")
+    sandbox.expire_tokens()
+    client.delivery_status(message_id)
+    sandbox.add_fault(OUTBOX, method="GET", status=503)
+    harness.expect(CarrierUnavailable, client.delivery_status, message_id)
+    assert [(op, outcome) for op, _, outcome in seen] == [
+        ("token", "ok"),
+        ("send", "ok"),
+        ("status", "ok"),
+        ("inbox", "ok"),
+        ("status", "http_401"),
+        ("token", "ok"),
+        ("status", "ok"),
+        ("status", "http_503"),
+    ]
+    assert all(isinstance(seconds, float) and seconds >= 0 for _, seconds, _ in seen)
+
+
+def test_observer_failure_never_reaches_the_caller(
+    harness: Harness, sandbox: Sandbox, caplog: Any
+) -> None:
+    calls: list[str] = []
+
+    def explode(operation: str, seconds: float, outcome: str) -> None:
+        calls.append(outcome)
+        raise RuntimeError("metrics backend down")
+
+    client = harness.client(observer=explode)
+    assert client.send([ALICE], "still sent").message_id
+    client = harness.client(base_url=f"http://127.0.0.1:{free_port()}", observer=explode)
+    harness.expect(CarrierUnavailable, client.send, [ALICE], "x")
+    assert calls == ["ok", "ok", "error"]
+    assert "exchange observer failed (RuntimeError); ignored" in caplog.text
 
 
 # --------------------------------------------------------------------------- tokens
@@ -619,11 +773,10 @@ def test_real_carrier_rejection(harness: Harness) -> None:
     [
         {"action": "malformed"},
         {"status": 200, "body": "<html>ok</html>", "content_type": "text/html"},
-        {"status": 200, "body": {"deliveryInfoList": {}}, "content_type": "text/plain"},
         {"status": 200, "body": ["not", "an", "object"]},
         {"status": 200, "body": {"deliveryInfoList": {"deliveryInfo": [{"address": ALICE}]}}},
     ],
-    ids=["malformed", "html", "json-as-text", "array", "missing-status"],
+    ids=["malformed", "html", "array", "missing-status"],
 )
 def test_unreadable_answers_are_protocol_errors(
     harness: Harness, sandbox: Sandbox, fault: dict

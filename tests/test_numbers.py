@@ -5,7 +5,13 @@ from __future__ import annotations
 import re
 
 import pytest
-from att_sms.numbers import NumberError, NumberRules, display_number, region_of
+from att_sms.numbers import (
+    NumberError,
+    NumberRules,
+    canonical_sender,
+    display_number,
+    region_of,
+)
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -306,3 +312,72 @@ def test_fuzz_display_and_region_never_raise(text: str) -> None:
     assert isinstance(shown, str)
     region = region_of(text)
     assert region is None or re.fullmatch("[A-Z]{2}", region)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "tel:+12125551234",
+        "tel:2125551234",
+        "2125551234",
+        "12125551234",
+        "+1 212 555 1234",
+        "tel:+1-212-555-1234",
+        "TEL:+12125551234",
+        " tel: 212 555 1234 ",
+        "(212) 555-1234",
+        "0012125551234",
+        "011 1 212 555 1234",
+    ],
+)
+def test_canonical_sender_spellings_of_one_number(raw: str) -> None:
+    assert canonical_sender(raw) == "tel:+12125551234"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("12345", "12345"),  # short code
+        (" 12345 ", "12345"),
+        ("tel:12345", "tel:12345"),
+        ("oncall", "oncall"),  # alphanumeric sender id
+        (" OnCall ", "OnCall"),
+        ("Bank-Alert", "Bank-Alert"),
+        ("", ""),
+        ("tel:", "tel:"),
+        ("+", "+"),
+        ("+1", "+1"),
+        ("tel:+12125551234;ext=7", "tel:+12125551234;ext=7"),
+        ("212555123", "212555123"),  # too short for the US
+        ("442079460958", "442079460958"),  # no +: not a US number, not guessed abroad
+        ("1" * 50, "1" * 50),
+    ],
+)
+def test_canonical_sender_leaves_non_numbers_alone(raw: str, expected: str) -> None:
+    assert canonical_sender(raw) == expected
+
+
+def test_canonical_sender_regions_and_number_types() -> None:
+    assert canonical_sender("+44 20 7946 0958") == "tel:+442079460958"
+    assert canonical_sender("020 7946 0958", "GB") == "tel:+442079460958"
+    assert canonical_sender("07400 123456", "gb") == "tel:+447400123456"
+    assert canonical_sender("2125551234", "GB") == "2125551234"
+    # Not refused like a destination would be: it only names who wrote.
+    assert canonical_sender("+1 900 234 5678") == "tel:+19002345678"
+    assert canonical_sender("+1 555 555 0100") == "tel:+15555550100"  # possible, not valid
+    with pytest.raises(ValueError):
+        canonical_sender("2125551234", "XX")
+
+
+def test_canonical_sender_agrees_with_normalise() -> None:
+    rules = NumberRules()
+    for raw in ("tel:2125551234", "+1 (212) 555-1234", "+44 7400 123456", "0044 20 7946 0958"):
+        assert canonical_sender(raw) == rules.normalise(raw)
+
+
+@FUZZ
+@given(raw=st.text(max_size=60) | st.text(alphabet="+0123456789 -()tel:", max_size=25))
+def test_fuzz_canonical_sender(raw: str) -> None:
+    out = canonical_sender(raw)
+    assert out == raw.strip() or E164_URI.fullmatch(out), (raw, out)
+    assert canonical_sender(out) == out

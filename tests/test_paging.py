@@ -194,7 +194,7 @@ def test_rate_limit_per_user(bot: Bot, sandbox, client_id: str) -> None:
 
 
 def test_daily_limit_counts_parts(bot: Bot, sandbox, client_id: str) -> None:
-    bot.configure(sandbox_config(sandbox, client_id, DAILY_LIMIT=3, FOLLOW_UP=False))
+    bot.configure(sandbox_config(sandbox, client_id, DAILY_LIMIT=3, FOLLOW_UP=False, DEDUP_WINDOW=0))
     long_text = " ".join(f"word{i}" for i in range(40))  # two parts
     assert "2 parts" in bot.ask(f"!sms send +12125551234 {long_text}")
     answer = bot.ask(f"!sms send +12125551234 {long_text}")

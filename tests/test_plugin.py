@@ -389,7 +389,7 @@ def test_inbound_mentions_and_markup_are_neutralised(ready: Bot, sandbox) -> Non
 
 
 def test_poller_posts_each_message_once(bot: Bot, sandbox, client_id: str) -> None:
-    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=0.5))
+    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=1))
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "poller one")
     assert len(bot.wait_for_posts("poller one", timeout=10)) == 1
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "poller two")
@@ -408,7 +408,7 @@ def test_redelivered_message_is_not_posted_again(ready: Bot, sandbox) -> None:
 
 
 def test_failing_poll_backs_off_and_recovers(bot: Bot, sandbox, client_id: str) -> None:
-    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=0.2))
+    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=1))
     sandbox.add_fault("/sms/v3/messaging/inbox", status=500, count=40)
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "after the outage")
     time.sleep(2)
@@ -475,7 +475,7 @@ def test_restart_posts_stored_messages_once(
 def test_concurrent_sends_and_poller_keep_storage_consistent(
     bot: Bot, sandbox, client_id: str
 ) -> None:
-    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=0.2))
+    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=1))
     injector_done = threading.Event()
 
     def inject() -> None:
@@ -495,7 +495,7 @@ def test_concurrent_sends_and_poller_keep_storage_consistent(
     assert len(sends(sandbox)) == 20
     for i in range(30):
         assert len(bot.wait_for_posts(f"stream {i:02d}", timeout=10)) == 1
-    counts = bot.plugin._ledger.counts()
+    counts = bot.plugin._store.counts()
     assert counts == {"pending": 0, "seen": 30}
 
 
@@ -503,7 +503,7 @@ def test_quick_reactivation_during_a_slow_poll_leaves_one_poller(
     bot: Bot, sandbox, client_id: str
 ) -> None:
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "creates the registration")
-    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=0.5, FOLLOW_UP=False))
+    bot.configure(sandbox_config(sandbox, client_id, POLL_INTERVAL=1, FOLLOW_UP=False))
     sandbox.add_fault("/sms/v3/messaging/inbox", method="GET", delay=1.5, count=1)
     time.sleep(0.8)  # a poll is now stuck in the slow request
     assert "deactivated" in bot.ask("!plugin deactivate AttSms").lower()
@@ -511,9 +511,9 @@ def test_quick_reactivation_during_a_slow_poll_leaves_one_poller(
     time.sleep(1.5)
     path = "GET /sms/v3/messaging/inbox/{registrationId}"
     before = sandbox.state()["requests"].get(path, 0)
-    time.sleep(3)
+    time.sleep(4)
     polls = sandbox.state()["requests"].get(path, 0) - before
-    assert 3 <= polls <= 8, polls  # one chain at 0.5 s gives ~6; two would give ~12
+    assert 2 <= polls <= 6, polls  # one poll a second (POLL_INTERVAL 1)
     pollers = [p for p in bot.plugin.current_pollers if p[0].__name__ == "_poll_tick"]
     assert len(pollers) == 1
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "after reactivation")

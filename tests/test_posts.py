@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from att_sms.inbox import StoredInbound
+from att_sms.store import StoredInbound
 from att_sms.posts import build_posts
 
 

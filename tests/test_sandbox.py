@@ -21,9 +21,11 @@ from pathlib import Path
 
 import pytest
 import requests
-from att_sms.sandbox import Sandbox
 
-PLUGINS = Path(__file__).resolve().parents[1] / "plugins"
+from carrier_sandbox import Sandbox
+
+REPO = Path(__file__).resolve().parents[1]
+PYTHONPATH = os.pathsep.join([str(REPO / "plugins"), str(REPO)])
 TOKEN = "/oauth/v4/token"
 OUTBOX = "/sms/v3/messaging/outbox"
 INBOX = "/sms/v3/messaging/inbox"
@@ -249,19 +251,84 @@ def test_send_too_long_message_is_a_request_violation(sandbox: Sandbox, auth: di
     assert sandbox.state()["responseViolations"] == []
 
 
-def test_send_max_addresses(sandbox_factory, client_id: str, client_secret: str) -> None:
-    sb = sandbox_factory(max_addresses=2)
+def test_send_max_recipients(sandbox_factory, client_id: str, client_secret: str) -> None:
+    ten = [f"tel:+1212555{2000 + i}" for i in range(11)]
+    sb = sandbox_factory()  # default: 10, as the historical service's own tests show
+    assert sb.max_recipients == 10
     headers = {"Authorization": "Bearer " + get_token(sb, client_id, client_secret)}
-    assert send(sb, headers, ["tel:+12125551234", "tel:+12125551235"]).status_code == 201
-    r = send(sb, headers, ["tel:+12125551234", "tel:+12125551235", "tel:+12125551236"])
+    assert send(sb, headers, ten[:10]).status_code == 201
+    r = send(sb, headers, ten)
     assert r.status_code == 400
-    kind, exc = error_of(r)
-    assert kind == "PolicyException"
-    assert exc == {
-        "MessageId": "POL0003",
-        "Text": "Too many addresses specified in message part %1",
-        "Variables": "address",
-    }
+    assert error_of(r) == (
+        "ServiceException",
+        {
+            "MessageId": "SVC0004",
+            "Text": "No valid addresses provided in message part %1",
+            "Variables": "address",
+        },
+    )
+    assert [len(s["addresses"]) for s in sb.state()["sent"]] == [10]  # the refusal took nothing
+    small = sandbox_factory(max_recipients=2)
+    headers = {"Authorization": "Bearer " + get_token(small, client_id, client_secret)}
+    assert send(small, headers, ten[:2]).status_code == 201
+    assert error_of(send(small, headers, ten[:3]))[1]["MessageId"] == "SVC0004"
+    unlimited = sandbox_factory(max_recipients=0)
+    headers = {"Authorization": "Bearer " + get_token(unlimited, client_id, client_secret)}
+    many = [f"tel:+1646555{2000 + i}" for i in range(60)]
+    assert send(unlimited, headers, many).status_code == 201
+
+
+NORMAL = "tel:+12125551234"
+
+
+@pytest.mark.parametrize(
+    "addresses, kind, exc",
+    [
+        (
+            [NORMAL, "tel:+12125550000"],
+            "ServiceException",
+            {
+                "MessageId": "SVC0001",
+                "Text": "A service error occurred. Error code is %1",
+                "Variables": "Landline",
+            },
+        ),
+        (
+            ["tel:+12125551111", NORMAL],
+            "ServiceException",
+            {
+                "MessageId": "SVC0004",
+                "Text": "No valid addresses provided in message part %1",
+                "Variables": "address",
+            },
+        ),
+        (
+            [NORMAL, "tel:+447700900123", NORMAL, "tel:+447700900123", NORMAL],
+            "PolicyException",
+            {
+                "MessageId": "POL0013",
+                "Text": "Duplicated addresses %1",
+                "Variables": "tel:+12125551234,tel:+447700900123",
+            },
+        ),
+    ],
+    ids=["landline", "unreachable", "duplicates"],
+)
+def test_send_refused_whole(sandbox: Sandbox, auth: dict, addresses, kind, exc) -> None:
+    r = send(sandbox, auth, addresses)
+    assert r.status_code == 400
+    assert error_of(r) == (kind, exc)
+    assert "Location" not in r.headers
+    assert sandbox.state()["sent"] == []  # one bad address: nothing taken, nobody reached
+    assert send(sandbox, auth, [NORMAL]).status_code == 201  # the good one alone goes out
+
+
+def test_reserved_numbers_only_concern_destinations(sandbox: Sandbox, auth: dict) -> None:
+    r = send(sandbox, auth, [NORMAL], senderAddress="tel:+12125550000")
+    assert r.status_code == 201
+    sandbox.inject_inbound("r", "tel:+12125551111", "from an odd number")
+    (msg,) = inbox(sandbox, auth, "r").json()["inboundSMSMessageList"]["inboundSMSMessage"]
+    assert msg["senderAddress"] == "tel:+12125551111"
 
 
 @pytest.mark.parametrize(
@@ -412,6 +479,105 @@ def test_inject_over_http(sandbox: Sandbox, auth: dict) -> None:
     assert bad.status_code == 400 and "registrationId" in bad.json()["error"]
 
 
+# ----------------------------------------------------------------------------- raw inbox
+HISTORICAL_INBOX = {
+    "InboundSmsMessageList": {
+        "InboundSmsMessage": [
+            {"MessageId": "6c0c2d8a", "Message": "On it", "SenderAddress": "tel:2125559876"},
+            {"Message": "no id here", "SenderAddress": "+12125559877"},
+        ],
+        "NumberOfMessagesInThisBatch": "2",
+        "ResourceUrl": "http://example.invalid/inbox",
+        "TotalNumberOfPendingMessages": "0",
+    }
+}
+
+
+def test_raw_inbox_answered_once_exactly(sandbox: Sandbox, auth: dict) -> None:
+    sandbox.inject_inbound("reg-raw", "tel:+12125559876", "stored")
+    assert sandbox.inject_raw_inbox("reg-raw", HISTORICAL_INBOX, content_type="text/plain") == 1
+    assert sandbox.state()["rawInboxPending"] == {"reg-raw": 1}
+    r = inbox(sandbox, auth, "reg-raw")
+    assert r.status_code == 200
+    assert r.headers["Content-Type"] == "text/plain"
+    assert json.loads(r.content) == HISTORICAL_INBOX
+    assert sandbox.state()["pendingInbound"] == {"reg-raw": 1}  # stored messages untouched
+    assert sandbox.state()["rawInboxPending"] == {}
+    (msg,) = inbox(sandbox, auth, "reg-raw").json()["inboundSMSMessageList"]["inboundSMSMessage"]
+    assert msg["message"] == "stored"  # the next read is the ordinary, spec-shaped one
+    # deliberately off-spec: never recorded as a response violation (the fixture checks too)
+    assert sandbox.response_violations == []
+
+
+def test_raw_inbox_over_http_queues_in_order(sandbox: Sandbox, auth: dict) -> None:
+    url = sandbox.base_url + "/sandbox/inbound-raw"
+    text = (
+        '{"inboundSMSMessageList": {"inboundSMSMessage": [], "numberOfMessagesInThisBatch": "0"}}'
+    )
+    bodies = [
+        {
+            "registrationId": "new-reg",
+            "body": text,
+            "contentType": "application/json;charset=UTF-8",
+        },
+        {"registrationId": "new-reg", "body": {"x": 1}, "contentType": None, "status": 202},
+        {"registrationId": "new-reg", "body": "<html>busy</html>", "status": 503},
+    ]
+    for n, doc in enumerate(bodies, 1):
+        r = requests.post(url, json=doc, timeout=5)
+        assert r.status_code == 201 and r.json() == {"registrationId": "new-reg", "rawPending": n}
+    assert "new-reg" in sandbox.state()["registrations"]
+    first = inbox(sandbox, auth, "new-reg")
+    assert (first.status_code, first.text) == (200, text)
+    assert first.headers["Content-Type"] == "application/json;charset=UTF-8"
+    second = inbox(sandbox, auth, "new-reg")
+    assert second.status_code == 202 and second.content == b'{"x": 1}'
+    assert "Content-Type" not in second.headers
+    third = inbox(sandbox, auth, "new-reg")
+    assert (third.status_code, third.text) == (503, "<html>busy</html>")
+    assert third.headers["Content-Type"] == "application/json"
+    assert (
+        inbox(sandbox, auth, "new-reg").json()["inboundSMSMessageList"]["inboundSMSMessage"] == []
+    )
+
+
+def test_raw_inbox_still_needs_a_token_and_reset_drops_it(sandbox: Sandbox, auth: dict) -> None:
+    sandbox.inject_raw_inbox("r", HISTORICAL_INBOX)
+    assert inbox(sandbox, {}, "r").status_code == 401
+    assert sandbox.state()["rawInboxPending"] == {"r": 1}  # refused reads do not use it up
+    sandbox.add_fault(INBOX, status=503)
+    assert inbox(sandbox, auth, "r").status_code == 503  # a "before" fault keeps it queued too
+    assert inbox(sandbox, auth, "r").json() == HISTORICAL_INBOX
+    sandbox.inject_raw_inbox("r", HISTORICAL_INBOX)
+    sandbox.reset()
+    assert sandbox.state()["rawInboxPending"] == {}
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"body": {}},
+        {"registrationId": "", "body": {}},
+        {"registrationId": "r"},
+        {"registrationId": "r", "body": {}, "status": 99},
+        {"registrationId": "r", "body": {}, "status": "200"},
+        {"registrationId": "r", "body": {}, "contentType": 5},
+        {"registrationId": "r", "body": {}, "bogus": 1},
+    ],
+)
+def test_raw_inbox_rejects_bad_requests(sandbox: Sandbox, doc: dict) -> None:
+    r = requests.post(sandbox.base_url + "/sandbox/inbound-raw", json=doc, timeout=5)
+    assert r.status_code == 400 and r.json()["error"]
+    assert sandbox.state()["rawInboxPending"] == {}
+
+
+def test_raw_inbox_python_api_validates(sandbox: Sandbox) -> None:
+    with pytest.raises(ValueError):
+        sandbox.inject_raw_inbox("", {})
+    with pytest.raises(ValueError):
+        sandbox.inject_raw_inbox("r", {}, status=700)
+
+
 # ----------------------------------------------------------------------------- HTTP details
 def test_unknown_path_and_wrong_method(sandbox: Sandbox, auth: dict) -> None:
     r = requests.get(sandbox.base_url + "/nope", headers=auth, timeout=5)
@@ -446,7 +612,7 @@ def test_keep_alive_and_connection_count(sandbox: Sandbox, client_id, client_sec
 
 def test_fifty_concurrent_clients(sandbox: Sandbox, auth: dict) -> None:
     def one(i: int) -> str:
-        r = send(sandbox, auth, [f"tel:+1212555{i:04d}"], f"m{i}")
+        r = send(sandbox, auth, [f"tel:+1212555{2000 + i}"], f"m{i}")  # no reserved suffix
         assert r.status_code == 201
         return r.json()["outboundSMSResponse"]["messageId"]
 
@@ -486,6 +652,7 @@ def test_state_over_http_matches_python(sandbox: Sandbox, auth: dict) -> None:
         "requestViolations",
         "responseViolations",
         "faultsPending",
+        "rawInboxPending",
     ):
         assert key in doc
     assert doc["sent"] == sandbox.state()["sent"]
@@ -666,7 +833,7 @@ def test_add_fault_validates_arguments(sandbox: Sandbox) -> None:
 
 # ----------------------------------------------------------------------------- validation
 def test_spec_checker_catches_bad_responses() -> None:
-    from att_sms.spec_check import SpecChecker
+    from carrier_sandbox.spec_check import SpecChecker
 
     checker = SpecChecker()
     path = OUTBOX + "/abc"
@@ -762,12 +929,12 @@ def _read_line(proc: subprocess.Popen, timeout: float = 15) -> str:
 
 
 def _start_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    full_env = {**os.environ, "PYTHONPATH": str(PLUGINS), **(env or {})}
+    full_env = {**os.environ, "PYTHONPATH": PYTHONPATH, **(env or {})}
     for name in ("SANDBOX_CLIENT_ID", "SANDBOX_CLIENT_SECRET"):
         if env is None or name not in env:
             full_env.pop(name, None)
     return subprocess.Popen(
-        [sys.executable, "-m", "att_sms.sandbox", "--host", "127.0.0.1", "--port", "0", *args],
+        [sys.executable, "-m", "carrier_sandbox", "--host", "127.0.0.1", "--port", "0", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -832,7 +999,7 @@ def test_cli_flags(tmp_path: Path) -> None:
         "--validate",
         "--inbox-batch",
         "1",
-        "--max-addresses",
+        "--max-recipients",
         "1",
     )
     try:
@@ -854,7 +1021,7 @@ def test_cli_flags(tmp_path: Path) -> None:
         )
         assert (
             r.status_code == 400
-            and r.json()["RequestError"]["PolicyException"]["MessageId"] == "POL0003"
+            and r.json()["RequestError"]["ServiceException"]["MessageId"] == "SVC0004"
         )
         r = requests.post(
             base + OUTBOX,
@@ -898,17 +1065,25 @@ def test_cli_flags(tmp_path: Path) -> None:
     assert db.exists()
 
 
+def test_cli_max_addresses_is_kept_as_an_alias() -> None:
+    from carrier_sandbox.cli import parser
+
+    assert parser().parse_args([]).max_recipients == 10
+    assert parser().parse_args(["--max-addresses", "3"]).max_recipients == 3
+    assert parser().parse_args(["--max-recipients", "0"]).max_recipients == 0
+
+
 def test_cli_port_in_use_fails_cleanly() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "att_sms.sandbox", "--port", str(port)],
+            [sys.executable, "-m", "carrier_sandbox", "--port", str(port)],
             capture_output=True,
             text=True,
             timeout=20,
-            env={**os.environ, "PYTHONPATH": str(PLUGINS)},
+            env={**os.environ, "PYTHONPATH": PYTHONPATH},
         )
     assert proc.returncode != 0
     assert "sandbox listening" not in proc.stdout

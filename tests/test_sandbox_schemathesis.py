@@ -12,8 +12,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 import schemathesis
-from att_sms.sandbox import Sandbox
-from att_sms.spec_check import SPEC_PATH
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -21,6 +19,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+from carrier_sandbox import Sandbox
+from carrier_sandbox.spec_check import SPEC_PATH
 
 CHECKS = [
     not_a_server_error,

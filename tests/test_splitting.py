@@ -5,7 +5,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from att_sms.splitting import MessageError, normalise_text, split_message
+from att_sms.gsm import is_gsm7, segment_count
+from att_sms.splitting import (
+    MessageError,
+    MessagePlan,
+    describe_cost,
+    normalise_text,
+    plan_message,
+    show_characters,
+    split_message,
+)
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
@@ -26,12 +35,19 @@ def bodies(parts: list[str]) -> list[str]:
     return out
 
 
+def fits_one_part(text: str, limit: int) -> bool:
+    """One segment in its own encoding, at most ``limit`` units (computed independently)."""
+    if is_gsm7(text):
+        return sum(2 if ch in "\f^{}\\[~]|€" else 1 for ch in text) <= min(limit, 160)
+    return len(text.encode("utf-16-le")) // 2 <= min(limit, 70)
+
+
 def check_split(text: str, parts: list[str], max_parts: int, limit: int) -> None:
     """Every property a successful split must have."""
     clean = normalise_text(text)
     assert 1 <= len(parts) <= max_parts
-    assert all(len(part) <= limit for part in parts)
-    if len(clean) <= limit:
+    assert all(fits_one_part(part, limit) for part in parts)
+    if fits_one_part(clean, limit):
         assert parts == [clean]
         return
     assert len(parts) >= 2
@@ -47,10 +63,10 @@ def check_split(text: str, parts: list[str], max_parts: int, limit: int) -> None
     assert pos == len(clean)
     # Word for word: words are kept whole unless longer than a part.
     assert "".join(clean.split()) == "".join("".join(b.split()) for b in found)
-    room = limit - len(f"({len(parts)}/{len(parts)}) ")
+    marker = f"({len(parts)}/{len(parts)}) "
     words = clean.split()
     part_words = [w for b in found for w in b.split()]
-    if all(len(w) <= room for w in words):
+    if all(fits_one_part(marker + w, limit) for w in words):
         assert part_words == words
 
 
@@ -179,9 +195,16 @@ def test_bad_arguments() -> None:
 
 
 def test_emoji_never_cut() -> None:
+    # Changed with issue 13: a UCS-2 part holds 70 units; after a "(1/13) "
+    # marker that is 31 emoji, so 400 emoji need 13 parts (4 before, when a
+    # part was 160 code points).
     text = "🔥" * 400
-    parts = split_message(text, max_parts=4)
+    parts = split_message(text, max_parts=20)
+    assert len(parts) == 13
     assert "".join(bodies(parts)) == text
+    assert all(body == "🔥" * 31 for body in bodies(parts)[:-1])
+    with pytest.raises(MessageError, match=r"needs 13 parts of 70 characters \(UCS-2 because"):
+        split_message(text, max_parts=4)
 
 
 def test_hard_split_avoids_combining_marks() -> None:
@@ -239,9 +262,13 @@ def test_fuzz_split_or_refuse(text: str, max_parts: int, limit: int) -> None:
             event("empty")
             assert message == "message is empty"
             return
-        assert len(clean) > limit
+        assert not fits_one_part(clean, limit)
+        forced = r" \(UCS-2 because of .+\)" if not is_gsm7(clean) else ""
+        room = min(limit, 70 if forced else 160)
         match = re.fullmatch(
-            rf"message needs (\d+) parts of {limit} characters; the limit is {max_parts}", message
+            rf"message needs (\d+) parts of {room} characters{forced}; the limit is {max_parts}",
+            message,
+            re.DOTALL,
         )
         if match:
             event("too many parts")
@@ -279,3 +306,175 @@ def test_fuzz_always_splits_with_room(text: str, limit: int) -> None:
     parts = split_message(text, max_parts=10_000, limit=limit)
     event("one part" if len(parts) == 1 else "several parts")
     check_split(text, parts, 10_000, limit)
+
+
+# -- encoding-aware parts (issue 13) -------------------------------------------
+
+
+def test_gsm7_single_part_boundaries() -> None:
+    assert split_message("x" * 159) == ["x" * 159]
+    assert split_message("x" * 160) == ["x" * 160]
+    assert len(split_message("x" * 161)) == 2
+
+
+def test_extension_characters_count_two_in_a_part() -> None:
+    assert split_message("{" * 80) == ["{" * 80]  # 160 septets
+    parts = split_message("{" * 81)
+    assert parts == ["(1/2) " + "{" * 77, "(2/2) " + "{" * 4]  # 6 + 154 septets
+    assert all(fits_one_part(p, 160) for p in parts)
+
+
+def test_ucs2_single_part_boundaries() -> None:
+    assert split_message("ж" * 70) == ["ж" * 70]
+    parts = split_message("ж" * 71)
+    assert parts == ["(1/2) " + "ж" * 64, "(2/2) " + "ж" * 7]
+    assert split_message("😀" * 35) == ["😀" * 35]  # 70 UTF-16 units
+    assert split_message("😀" * 36) == ["(1/2) " + "😀" * 32, "(2/2) " + "😀" * 4]
+
+
+def test_one_curly_quote_costs_a_second_part() -> None:
+    text = "x" * 150 + " \u201cok\u201d"  # 155 characters
+    assert split_message(text.replace("\u201c", '"').replace("\u201d", '"')) == [
+        "x" * 150 + ' "ok"'
+    ]
+    # UCS-2 as a whole (155 > 70 units): the x run is a GSM-7 part of its own.
+    assert split_message(text) == ["(1/2) " + "x" * 150, "(2/2) \u201cok\u201d"]
+
+
+def test_each_part_has_its_own_encoding() -> None:
+    parts = split_message(" ".join(["word"] * 30 + ["😀"]))
+    assert [is_gsm7(p) for p in parts] == [True, False]
+    assert parts == ["(1/2) " + " ".join(["word"] * 30), "(2/2) 😀"]  # 155 septets, 8 units
+    assert all(fits_one_part(p, 160) for p in parts)
+
+
+def test_too_many_ucs2_parts_names_the_forcers() -> None:
+    text = ("\u201cdisk full\u201d on db1 \U0001f525 " * 20).strip()
+    with pytest.raises(MessageError) as info:
+        split_message(text)
+    err = info.value
+    assert str(err) == (
+        f"message needs {err.needed} parts of 70 characters"
+        " (UCS-2 because of '\u201c', '\u201d', '\U0001f525'); the limit is 4"
+    )
+    assert err.needed is not None and err.needed > 4
+    assert err.forcers == ("\u201c", "\u201d", "\U0001f525")
+
+
+def test_refusal_shows_invisible_forcers_by_code_and_caps_the_list() -> None:
+    text = "x\u00a0y " * 100 + "абвгдежзик"
+    with pytest.raises(MessageError, match=r"because of U\+00A0, 'а', 'б', 'в', 'г' and 6 more\)"):
+        split_message(text)
+
+
+# -- plan_message and describe_cost ----------------------------------------------
+
+PASTED = "Deploy \u201cfinished\u201d \u2014 it\u2019s live\u2026 " + "details " * 15
+
+
+def test_plan_replaces_smart_characters_and_costs_gsm7() -> None:
+    plan = plan_message(PASTED, max_parts=4)
+    assert plan.text == ('Deploy "finished" - it\'s live... ' + "details " * 15).strip()
+    assert plan.replaced and plan.encoding == "GSM-7" and plan.forcers == ()
+    assert plan.parts == (plan.text,) and plan.segments == 1
+    assert plan.part_encodings == ("GSM-7",)
+    assert describe_cost(plan, 1) is None
+
+
+def test_plan_keep_sends_as_typed_in_ucs2() -> None:
+    plan = plan_message(PASTED, max_parts=4, smart="keep")
+    assert plan.text == normalise_text(PASTED) and not plan.replaced
+    assert plan.encoding == "UCS-2"
+    assert plan.forcers == ("\u201c", "\u201d", "\u2014", "\u2019", "\u2026")
+    # Each part has its own encoding: the typographic characters fall in the
+    # first part (UCS-2), the rest is a GSM-7 part (as one concatenated UCS-2
+    # SMS the 154 characters would be 3 segments).
+    assert plan.part_encodings == ("UCS-2", "GSM-7")
+    assert plan.segments == len(plan.parts) == 2
+    assert all(segment_count(part) == 1 for part in plan.parts)
+    assert describe_cost(plan, 3) == (
+        "2 parts, 2 segments x 3 recipients = 6 billed"
+        " (UCS-2 because of '\u201c', '\u201d', '\u2014', '\u2019', '\u2026')"
+    )
+
+
+def test_plan_never_alters_emoji_text() -> None:
+    text = "Deploy \u201cfinished\u201d \U0001f600"
+    plan = plan_message(text, max_parts=4)
+    assert plan.text == text and not plan.replaced
+    assert plan.encoding == "UCS-2" and plan.forcers == ("\u201c", "\u201d", "\U0001f600")
+    assert plan.segments == 1
+    assert describe_cost(plan, 1) is None
+    assert describe_cost(plan, 2) == (
+        "1 part, 1 segment x 2 recipients = 2 billed"
+        " (UCS-2 because of '\u201c', '\u201d', '\U0001f600')"
+    )
+
+
+def test_describe_cost_gsm7() -> None:
+    plan = plan_message("word " * 50, max_parts=4)
+    assert plan.encoding == "GSM-7" and plan.segments == 2
+    assert describe_cost(plan, 1) == "2 parts, 2 segments x 1 recipient = 2 billed"
+    assert describe_cost(plan, 0) is None
+    with pytest.raises(ValueError):
+        describe_cost(plan, -1)
+
+
+def test_plan_refusal_names_forcers() -> None:
+    with pytest.raises(
+        MessageError,
+        match=r"needs \d+ parts of 70 characters \(UCS-2 because of '\U0001f600'\); the limit is 1",
+    ):
+        plan_message("x" * 100 + " \U0001f600 " + "y" * 100, max_parts=1)
+
+
+def test_plan_empty_after_replacement() -> None:
+    with pytest.raises(MessageError, match=r"^message is empty$"):
+        plan_message("\u200b\ufeff", max_parts=4)
+    assert plan_message("\u200b\ufeff", max_parts=4, smart="keep").text == "\u200b\ufeff"
+
+
+def test_plan_bad_smart_mode() -> None:
+    with pytest.raises(ValueError, match="smart must be one of replace, keep"):
+        plan_message("hi", max_parts=4, smart="yes")
+
+
+def test_show_characters() -> None:
+    assert show_characters(["\u201c", "\U0001f600"]) == "'\u201c', '\U0001f600'"
+    assert show_characters(["\u00a0", "\u0301", "\u200b", "\t"]) == "U+00A0, U+0301, U+200B, U+0009"
+    assert show_characters(list("abcdefg"), limit=2) == "'a', 'b' and 5 more"
+
+
+@FUZZ
+@given(
+    text=wordy
+    | anything
+    | st.text(alphabet="ab {}€\u201c\u2019\u2014\u00a0\U0001f600 ", max_size=700),
+    smart=st.sampled_from(["replace", "keep"]),
+    recipients=st.integers(0, 5),
+)
+def test_fuzz_plan_parts_are_billed_segments(text: str, smart: str, recipients: int) -> None:
+    try:
+        plan = plan_message(text, max_parts=30, smart=smart)
+    except MessageError as err:
+        event("refused")
+        assert err.needed is None or err.needed > 30
+        return
+    assert isinstance(plan, MessagePlan)
+    assert plan.segments == len(plan.parts) == len(plan.part_encodings)
+    for part, encoding in zip(plan.parts, plan.part_encodings, strict=True):
+        assert segment_count(part) == 1
+        assert fits_one_part(part, 160)
+        assert (encoding == "GSM-7") == is_gsm7(part)
+    assert (plan.encoding == "GSM-7") == (plan.forcers == ()) == is_gsm7(plan.text)
+    if smart == "keep":
+        assert plan.text == normalise_text(text)
+    elif plan.replaced:
+        assert plan.encoding == "GSM-7"
+    check_split(plan.text, list(plan.parts), 30, 160)
+    cost = describe_cost(plan, recipients)
+    assert (cost is None) == (plan.segments * recipients <= 1)
+    if cost:
+        event("cost shown")
+        assert f"= {plan.segments * recipients} billed" in cost
+        assert ("UCS-2 because of" in cost) == (plan.encoding == "UCS-2")

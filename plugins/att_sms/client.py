@@ -19,6 +19,11 @@ Retry policy, in short:
 * A 401 on an API call drops the token (if it is still the cached one),
   fetches a new one and repeats the call once.
 
+Idle connections: NAT and load balancers silently drop connections idle for a
+minute or more, and a send on such a connection gets no answer (an uncertain
+outcome).  Pooled sockets therefore use TCP keepalive, and a pooled connection
+idle longer than ``max_idle`` is closed before it is used again.
+
 Responses are read in the spec's lowerCamel keys and in the historical
 production service's PascalCase keys; keys are matched without regard to case.
 """
@@ -26,6 +31,7 @@ production service's PascalCase keys; keys are matched without regard to case.
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from collections import deque
@@ -37,6 +43,8 @@ from urllib.parse import quote, urlsplit
 import requests
 from cachetools import TLRUCache
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import (
     ConnectTimeoutError,
     InvalidHeader,
@@ -57,6 +65,7 @@ from .errors import (
 
 __all__ = [
     "AttSmsClient",
+    "ExchangeObserver",
     "DeliveryInfo",
     "InboundBatch",
     "InboundMessage",
@@ -77,6 +86,20 @@ SEND_REFUSED_STATUSES = frozenset({429})
 DEFAULT_TOKEN_LIFETIME = 3600.0
 #: Longest carrier text kept in an exception message.
 MAX_TEXT = 300
+#: Pooled connections idle longer than this (seconds) are closed before reuse.
+DEFAULT_MAX_IDLE = 30.0
+#: TCP keepalive: first probe after this many idle seconds, then every
+#: ``KEEPALIVE_INTERVAL`` s; the connection is dead after ``KEEPALIVE_COUNT`` misses.
+KEEPALIVE_IDLE = 15
+KEEPALIVE_INTERVAL = 5
+KEEPALIVE_COUNT = 3
+#: Longest description of a skipped inbound item.
+MAX_SKIPPED_TEXT = 120
+
+#: Called after each HTTP exchange with ``(operation, seconds, outcome)``:
+#: operation ``"token"``, ``"send"``, ``"status"`` or ``"inbox"``; outcome ``"ok"``
+#: (2xx), ``"http_<status>"`` or ``"error"`` (no HTTP answer).
+ExchangeObserver = Callable[[str, float, str], None]
 
 _TOKEN_KEY = "token"
 _UNCERTAIN_HINT = "the message may have been sent: check before sending it again"
@@ -117,10 +140,15 @@ class InboundMessage:
 
 @dataclass(frozen=True)
 class InboundBatch:
-    """One batch of inbound messages; ``pending`` is what the carrier still holds."""
+    """One batch of inbound messages; ``pending`` is what the carrier still holds.
+
+    ``skipped`` describes the items of the answer that could not be used (no text
+    and no sender, not an object...), for the caller to log; it holds no message text.
+    """
 
     messages: list[InboundMessage]
     pending: int | None
+    skipped: list[str] = field(default_factory=list)
 
 
 # --------------------------------------------------------------------------
@@ -215,10 +243,85 @@ def _build_retry(retries: int, backoff_factor: float, max_retry_after: float) ->
     )
 
 
-def _build_session(pool_size: int, retry: Retry) -> requests.Session:
+def keepalive_socket_options() -> list[tuple[int, int, int]]:
+    """urllib3's default socket options plus TCP keepalive, where the platform has it."""
+    options = list(HTTPConnection.default_socket_options or [])
+    options.append((socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1))
+    # Linux names the first-probe delay TCP_KEEPIDLE, macOS TCP_KEEPALIVE.
+    idle = getattr(socket, "TCP_KEEPIDLE", getattr(socket, "TCP_KEEPALIVE", None))
+    for option, value in (
+        (idle, KEEPALIVE_IDLE),
+        (getattr(socket, "TCP_KEEPINTVL", None), KEEPALIVE_INTERVAL),
+        (getattr(socket, "TCP_KEEPCNT", None), KEEPALIVE_COUNT),
+    ):
+        if option is not None:
+            options.append((socket.IPPROTO_TCP, option, value))
+    return options
+
+
+class _IdleRetirement:
+    """Connection-pool mixin: a connection idle over ``max_idle`` s is closed on checkout.
+
+    The closed connection object is handed out as usual and opens a fresh socket
+    for its request, so nothing is ever written to a socket a NAT may have dropped.
+    """
+
+    max_idle: float | None = None
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        conn = super()._get_conn(timeout)  # type: ignore[misc]
+        since = getattr(conn, "_att_idle_since", None)
+        if self.max_idle is None or since is None or getattr(conn, "sock", None) is None:
+            return conn
+        idle = time.monotonic() - since
+        if idle > self.max_idle:
+            log.debug("closing a pooled connection idle for %.1f s before reuse", idle)
+            conn.close()
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            conn._att_idle_since = time.monotonic()
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+def _idle_pool_classes(max_idle: float | None) -> dict[str, type]:
+    """urllib3 pool classes (per scheme) that retire connections idle over *max_idle*."""
+    attrs = {"max_idle": max_idle}
+    return {
+        "http": type("IdleRetiringHTTPPool", (_IdleRetirement, HTTPConnectionPool), attrs),
+        "https": type("IdleRetiringHTTPSPool", (_IdleRetirement, HTTPSConnectionPool), attrs),
+    }
+
+
+class _CarrierAdapter(HTTPAdapter):
+    """HTTPAdapter whose connections use TCP keepalive and are retired when idle too long."""
+
+    def __init__(self, *, max_idle: float | None, **kwargs: Any) -> None:
+        self._max_idle = max_idle  # set first: HTTPAdapter.__init__ builds the pool manager
+        super().__init__(**kwargs)
+
+    def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
+        pool_kwargs.setdefault("socket_options", keepalive_socket_options())
+        super().init_poolmanager(*args, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = _idle_pool_classes(self._max_idle)
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        if proxy in self.proxy_manager:
+            return self.proxy_manager[proxy]
+        proxy_kwargs.setdefault("socket_options", keepalive_socket_options())
+        manager = super().proxy_manager_for(proxy, **proxy_kwargs)
+        if not proxy.lower().startswith("socks"):
+            manager.pool_classes_by_scheme = _idle_pool_classes(self._max_idle)
+        return manager
+
+
+def _build_session(pool_size: int, retry: Retry, max_idle: float | None) -> requests.Session:
     """One keep-alive session with a blocking pool of *pool_size* connections."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_maxsize=pool_size, pool_block=True, max_retries=retry)
+    adapter = _CarrierAdapter(
+        max_idle=max_idle, pool_maxsize=pool_size, pool_block=True, max_retries=retry
+    )
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers["Accept"] = "application/json"
@@ -250,6 +353,8 @@ class AttSmsClient:
         backoff_factor: float = 0.3,
         max_retry_after: float = 10.0,
         inbox_read_timeout: float = 60.0,
+        max_idle: float | None = DEFAULT_MAX_IDLE,
+        observer: ExchangeObserver | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -260,12 +365,13 @@ class AttSmsClient:
         self.inbox_timeout = (connect_timeout, max(read_timeout, inbox_read_timeout))
         self.backoff_factor = backoff_factor
         self.max_retry_after = max_retry_after
+        self._observer = observer
         #: Tokens requested from the carrier so far by this client.
         self.token_requests = 0
         self._client_secret = client_secret
         self._issued: deque[str] = deque(maxlen=8)
         self._retry = _build_retry(get_retries, backoff_factor, max_retry_after)
-        self._session = _build_session(pool_size, self._retry)
+        self._session = _build_session(pool_size, self._retry, max_idle)
         self._tokens = _TokenCache(self._fetch_token)
 
     def __repr__(self) -> str:
@@ -308,26 +414,28 @@ class AttSmsClient:
     def delivery_status(self, message_id: str) -> list[DeliveryInfo]:
         """Return the delivery status of *message_id* for each recipient."""
         path = f"{OUTBOX_PATH}/{_path_param(message_id, 'message_id')}"
-        body = self._get_json(path, "delivery status")
+        body = self._get_json(path, "status", "delivery status")
         return _read_delivery_infos(body)
 
     def fetch_inbound(self, registration_id: str) -> InboundBatch:
         """Take one batch of inbound messages for *registration_id*."""
         path = f"{INBOX_PATH}/{_path_param(registration_id, 'registration_id')}"
-        body = self._get_json(path, "inbound messages", timeout=self.inbox_timeout)
+        body = self._get_json(path, "inbox", "inbound messages", timeout=self.inbox_timeout)
         return _read_inbound_batch(body)
 
     # -- requests -----------------------------------------------------------
 
-    def _get_json(self, path: str, what: str, timeout: tuple[float, float] | None = None) -> Any:
+    def _get_json(
+        self, path: str, operation: str, what: str, timeout: tuple[float, float] | None = None
+    ) -> Any:
         """GET *path* with the token and return its JSON body."""
-        response = self._authorized("GET", path, timeout=timeout or self.timeout)
+        response = self._authorized("GET", path, operation, timeout=timeout or self.timeout)
         self._raise_for_status(response)
         return self._json_body(response, lambda reason: f"{what}: {reason}")
 
     def _post_send(self, payload: dict[str, Any]) -> requests.Response:
         """POST a send once: it is never repeated where the carrier may have taken it."""
-        response = self._authorized("POST", OUTBOX_PATH, json=payload, sending=True)
+        response = self._authorized("POST", OUTBOX_PATH, "send", json=payload, sending=True)
         self._raise_for_status(response, sending=True)
         return response
 
@@ -342,24 +450,26 @@ class AttSmsClient:
             return None
 
     def _authorized(
-        self, method: str, path: str, *, sending: bool = False, **kwargs: Any
+        self, method: str, path: str, operation: str, *, sending: bool = False, **kwargs: Any
     ) -> requests.Response:
         """Make an API call with the token; on 401 refresh it and call once more."""
         token = self._tokens.get()
-        response = self._request(method, path, token=token, sending=sending, **kwargs)
+        call = {"token": token, "sending": sending, "operation": operation}
+        response = self._request(method, path, **call, **kwargs)
         if response.status_code != 401:
             return response
         log.debug("%s %s got 401; refreshing the access token once", method, path)
         response.close()
         self._tokens.discard(token)
-        token = self._tokens.get()
-        return self._request(method, path, token=token, sending=sending, **kwargs)
+        call["token"] = self._tokens.get()
+        return self._request(method, path, **call, **kwargs)
 
     def _request(
         self,
         method: str,
         path: str,
         *,
+        operation: str,
         token: _Token | None = None,
         sending: bool = False,
         **kwargs: Any,
@@ -379,15 +489,22 @@ class AttSmsClient:
             )
         except requests.RequestException as exc:
             log.debug("%s %s failed: %s", method, path, type(exc).__name__)
+            self._observe(operation, time.monotonic() - started, "error")
             raise self._network_error(exc, sending) from None
-        log.debug(
-            "%s %s -> HTTP %s (%.3f s)",
-            method,
-            path,
-            response.status_code,
-            time.monotonic() - started,
-        )
+        elapsed = time.monotonic() - started
+        log.debug("%s %s -> HTTP %s (%.3f s)", method, path, response.status_code, elapsed)
+        status = response.status_code
+        self._observe(operation, elapsed, "ok" if 200 <= status < 300 else f"http_{status}")
         return response
+
+    def _observe(self, operation: str, seconds: float, outcome: str) -> None:
+        """Tell the observer about one exchange; its failures never reach the caller."""
+        if self._observer is None:
+            return
+        try:
+            self._observer(operation, seconds, outcome)
+        except Exception as exc:  # noqa: BLE001 - a metrics hook must never break a send
+            log.warning("exchange observer failed (%s); ignored", type(exc).__name__)
 
     # -- token --------------------------------------------------------------
 
@@ -401,7 +518,7 @@ class AttSmsClient:
             "client_secret": self._client_secret,
             "scope": self.scope,
         }
-        response = self._request("POST", TOKEN_PATH, data=form)
+        response = self._request("POST", TOKEN_PATH, operation="token", data=form)
         if response.status_code in (400, 401, 403):
             raise self._carrier_error(response, AuthenticationError, "access token refused")
         self._raise_for_status(response)
@@ -477,17 +594,26 @@ class AttSmsClient:
         return CarrierUnavailable(reason)
 
     def _json_body(self, response: requests.Response, describe: Callable[[str], str]) -> Any:
-        """The JSON body of a 2xx *response*, or :class:`ProtocolError`."""
+        """The JSON body of a 2xx *response*, or :class:`ProtocolError`.
+
+        A body that parses as JSON is read whatever its Content-Type: carriers have
+        served JSON as ``text/plain``, ``text/json`` or with no type at all.
+        """
         content_type = response.headers.get("Content-Type", "")
+        try:
+            body = response.json()
+        except ValueError:
+            status = response.status_code
+            if _is_json_type(content_type):
+                reason = f"malformed JSON in an HTTP {status} answer"
+            else:
+                shown = content_type.split(";")[0].strip() or "no content type"
+                reason = f"expected JSON, got {shown} in an HTTP {status} answer"
+            raise ProtocolError(describe(reason)) from None
         if not _is_json_type(content_type):
             shown = content_type.split(";")[0].strip() or "no content type"
-            reason = f"expected JSON, got {shown} in an HTTP {response.status_code} answer"
-            raise ProtocolError(describe(reason))
-        try:
-            return response.json()
-        except ValueError:
-            reason = f"malformed JSON in an HTTP {response.status_code} answer"
-            raise ProtocolError(describe(reason)) from None
+            log.debug("read a JSON answer served as %s", shown)
+        return body
 
     def _clean(self, text: str) -> str:
         """One line, bounded, with the secret and tokens blanked out."""
@@ -657,7 +783,9 @@ def _optional_int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value.strip())
     return None
 
@@ -713,27 +841,81 @@ def _read_delivery_info(item: Any) -> DeliveryInfo:
 
 
 def _read_inbound_batch(body: Any) -> InboundBatch:
-    """Messages and pending count from ``inboundSMSMessageList``."""
+    """Messages and pending count from ``inboundSMSMessageList``, item by item.
+
+    The inbox read is destructive: an item that cannot be used is described in
+    ``skipped`` and never costs the rest of the batch.
+    """
     if not isinstance(body, Mapping):
         raise ProtocolError("inbound messages: the carrier's answer is not a JSON object")
     box = _field(body, "inboundSMSMessageList")
-    items = box if isinstance(box, list) else _as_list(_field(box, "inboundSMSMessage"))
-    pending = _field(box, "totalNumberOfPendingMessages")
+    container = box if isinstance(box, Mapping) else body
+    skipped: list[str] = []
+    if isinstance(box, list):
+        items = box
+    else:
+        items = _as_list(_field(container, "inboundSMSMessage"))
+        if box is not None and not isinstance(box, Mapping):
+            skipped.append(f"the message list is a {_kind(box)}, not an object or a list")
+    messages: list[InboundMessage] = []
+    for index, item in enumerate(items, start=1):
+        message = _read_inbound_message(item)
+        if isinstance(message, InboundMessage):
+            messages.append(message)
+        else:
+            skipped.append(f"item {index}: {message}")
+    stated = _optional_int(_field(container, "numberOfMessagesInThisBatch"))
+    if stated is not None and stated > len(items):
+        skipped.append(f"the carrier counted {stated} messages in this batch but sent {len(items)}")
+    pending = _field(container, "totalNumberOfPendingMessages")
     if pending is None:
         pending = _field(body, "totalNumberOfPendingMessages")
-    return InboundBatch(
-        messages=[_read_inbound_message(item) for item in items],
-        pending=_optional_int(pending),
-    )
+    return InboundBatch(messages=messages, pending=_optional_int(pending), skipped=skipped)
 
 
-def _read_inbound_message(item: Any) -> InboundMessage:
-    """One :class:`InboundMessage`."""
-    what = "inbound messages"
+def _read_inbound_message(item: Any) -> InboundMessage | str:
+    """One :class:`InboundMessage`, or why the item cannot be used (no message text in it).
+
+    An item is kept when it has a text or a sender; a missing id is ``""`` (the
+    caller then keys the message by its content).
+    """
+    if not isinstance(item, Mapping):
+        return f"a {_kind(item)}, not an object"
+    text = _optional_text(item, "message")
+    sender = (_optional_text(item, "senderAddress") or "").strip()
+    if not text and not sender:
+        return _cut(f"no message text and no sender (fields: {_field_names(item)})")
     return InboundMessage(
-        message_id=_text(item, "messageId", what),
-        message=_optional_text(item, "message") or "",
-        sender_address=_text(item, "senderAddress", what),
+        message_id=(_optional_text(item, "messageId") or "").strip(),
+        message=text or "",
+        sender_address=sender,
         destination_address=_optional_text(item, "destinationAddress"),
         date_time=_optional_text(item, "dateTime"),
     )
+
+
+def _kind(value: Any) -> str:
+    """A JSON type name for *value*, for a description."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "list" if isinstance(value, list) else type(value).__name__
+
+
+def _field_names(item: Mapping[Any, Any], limit: int = 6) -> str:
+    """The first few key names of *item* (carrier field names, never values)."""
+    names = [str(key)[:30] for key in list(item)[:limit]]
+    more = len(item) - len(names)
+    shown = ", ".join(names) or "none"
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _cut(text: str) -> str:
+    """*text* on one line, at most ``MAX_SKIPPED_TEXT`` characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_SKIPPED_TEXT else text[: MAX_SKIPPED_TEXT - 3] + "..."

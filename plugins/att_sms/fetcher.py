@@ -1,12 +1,14 @@
-"""Inbox fetching in a helper process, so a killed bot cannot lose what the carrier handed over.
+"""Inbox fetching in a helper process, so a stopped or killed bot cannot lose what the carrier handed over.
 
 The carrier's inbox read is destructive: once it has answered, only our copy remains. If
-the fetch and the ledger write ran inside the bot, a SIGKILL (OOM killer, a deploy, a
-crash) landing between the carrier's answer and the ledger commit would lose those
-messages. So the bot asks a small child process to do "fetch, then commit to the
-ledger", and reads the ledger afterwards. Killing the bot does not stop the child: it
-finishes the fetch it is in, commits, notices its parent is gone (end of its stdin) and
-exits. The next bot start posts what it stored.
+the fetch and the store write ran inside the bot, a kill landing between the carrier's
+answer and the commit would lose those messages, and every ordinary service stop is a
+kill for errbot 6.2.1 (it has no SIGTERM handler). So the bot asks a small child process
+to "fetch, then commit to the store", and reads the store afterwards. The child runs in
+its own session and ignores SIGTERM and SIGINT: a service stop (SIGTERM to every process
+of the service) or a Ctrl-C ends the bot, while the child finishes the read it is in,
+commits, notices its parent is gone (end of its stdin) and exits. Only a SIGKILL of the
+child itself in the sub-millisecond between answer and commit can lose a read.
 
 Protocol (one JSON object per line): the parent writes the settings first (secret
 included: a pipe, never argv or the environment), then one ``{"registration": id}`` per
@@ -16,8 +18,10 @@ fetch; the child answers ``{"new": n}`` or ``{"error": type, "message": text, "s
 from __future__ import annotations
 
 import json
+import logging
 import os
 import select
+import signal
 import subprocess
 import sys
 import threading
@@ -34,10 +38,14 @@ from .errors import (
     NotFoundError,
     ProtocolError,
 )
-from .inbox import InboxLedger
+from .store import Store, open_store
+
+log = logging.getLogger(__name__)
 
 #: Most inbox reads in one fetch of a registration (the carrier may answer in batches).
 MAX_READS_PER_FETCH = 50
+#: Environment variables a child never inherits (secrets travel through the pipe).
+SECRET_VARIABLES = ("ATT_CLIENT_SECRET", "ATT_DATABASE_PASSWORD", "PGPASSWORD")
 #: How the child is started.
 CHILD_COMMAND = [sys.executable, "-m", "att_sms.fetcher"]
 
@@ -54,16 +62,18 @@ _ERRORS: dict[str, type[AttSmsError]] = {
 }
 
 
-def drain_into(client: AttSmsClient, ledger: InboxLedger, registration: str) -> int:
-    """Read a registration's inbox until it is empty; commit each batch before the next.
+def drain_into(client: AttSmsClient, store: Store, registration: str) -> int:
+    """Read a registration's inbox until the carrier returns an empty batch (within a bound).
 
-    Returns how many new messages were stored.
+    Each batch is committed before the next read. Returns how many new messages were stored.
     """
     new = 0
     for _ in range(MAX_READS_PER_FETCH):
         batch = client.fetch_inbound(registration)
-        new += len(ledger.record_fetched(registration, batch.messages))
-        if not batch.messages or not batch.pending:
+        for problem in getattr(batch, "skipped", ()):
+            log.warning("inbound item for %s skipped: %s", registration, problem)
+        new += len(store.record_fetched(registration, batch.messages))
+        if not batch.messages and not getattr(batch, "skipped", ()):
             break
     return new
 
@@ -75,10 +85,10 @@ class FetcherExited(CarrierUnavailable):
 class FetcherProcess:
     """The parent's handle on the fetch child. One fetch at a time (the caller serialises)."""
 
-    def __init__(self, settings: dict[str, Any], ledger_path: Path, reply_timeout: float) -> None:
+    def __init__(self, settings: dict[str, Any], reply_timeout: float) -> None:
         self._reply_timeout = reply_timeout
         plugins_dir = str(Path(__file__).resolve().parent.parent)
-        env = dict(os.environ)
+        env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugins_dir, env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(
             CHILD_COMMAND,
@@ -89,14 +99,14 @@ class FetcherProcess:
             start_new_session=True,
         )
         self._buffer = b""
-        self._write({**settings, "ledger": str(ledger_path)})
+        self._write(settings)
 
     @property
     def alive(self) -> bool:
         return self._proc.poll() is None
 
     def fetch(self, registration: str) -> int:
-        """Have the child drain ``registration`` into the ledger; the number of new messages."""
+        """Have the child drain ``registration`` into the store; the number of new messages."""
         try:
             self._write({"registration": registration})
             answer = self._read_line()
@@ -104,16 +114,25 @@ class FetcherProcess:
             self.close(wait=0)
             raise FetcherExited(f"the inbox fetch process exited ({exc})") from None
         except (OSError, ValueError) as exc:
-            self.close(wait=0)
+            self.kill()  # it stopped answering: replaced by a new one at the next fetch
             raise CarrierUnavailable(f"the inbox fetch process did not answer ({exc})") from None
         if "new" in answer:
             return int(answer["new"])
         raise _error_from(answer)
 
+    def kill(self) -> None:
+        """End a child that stopped answering (a hung read): nothing it holds is committed."""
+        try:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
+        self.close(wait=0)
+
     def close(self, wait: float = 5.0) -> None:
         """Let the child finish what it is doing and exit (it stops at the end of stdin).
 
-        It is never killed: a fetch it is in the middle of still reaches the ledger.
+        It is not killed: a fetch it is in the middle of still reaches the store.
         """
         if self._proc.stdin and not self._proc.stdin.closed:
             try:
@@ -126,6 +145,12 @@ class FetcherProcess:
             pass  # it exits by itself once its fetch is stored
         if self._proc.stdout:
             self._proc.stdout.close()
+
+    def _exit_status(self) -> int | None:
+        try:
+            return self._proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
 
     def _write(self, obj: dict[str, Any]) -> None:
         assert self._proc.stdin is not None
@@ -147,7 +172,7 @@ class FetcherProcess:
             if ready:
                 chunk = os.read(stdout.fileno(), 65536)
                 if not chunk:
-                    raise _Exited(f"exit status {self._proc.poll()}")
+                    raise _Exited(f"exit status {self._exit_status()}")
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
         return json.loads(line)
@@ -188,7 +213,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     if not first:
         return 0
     settings = json.loads(first)
-    ledger = InboxLedger(settings.pop("ledger"))
+    store = open_store(settings["data_dir"], default_region=settings.get("default_region", "US"))
     client = AttSmsClient(
         settings["base_url"],
         settings["client_id"],
@@ -203,7 +228,7 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
             with lock:
                 try:
                     answer: dict[str, Any] = {
-                        "new": drain_into(client, ledger, str(request["registration"]))
+                        "new": drain_into(client, store, str(request["registration"]))
                     }
                 except AttSmsError as exc:
                     answer = _error_answer(exc)
@@ -211,12 +236,19 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
                 stdout.write(json.dumps(answer).encode() + b"\n")
                 stdout.flush()
             except (BrokenPipeError, OSError):
-                return 0  # the bot is gone; what we fetched is in the ledger
+                return 0  # the bot is gone; what we fetched is in the store
     finally:
         client.close()
-        ledger.close()
+        store.close()
     return 0
 
 
+def _ignore_stop_signals() -> None:
+    """A service stop must not cut a fetch short: the child ends at the end of its stdin."""
+    for name in ("SIGTERM", "SIGINT", "SIGHUP"):
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
+
+
 if __name__ == "__main__":
+    _ignore_stop_signals()
     sys.exit(serve(sys.stdin.buffer, sys.stdout.buffer))

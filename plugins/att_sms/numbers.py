@@ -36,7 +36,7 @@ from collections.abc import Iterable
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType, ValidationResult
 
-__all__ = ["NumberError", "NumberRules", "display_number", "region_of"]
+__all__ = ["NumberError", "NumberRules", "canonical_sender", "display_number", "region_of"]
 
 #: Longest input (after stripping blanks and ``tel:``) worth parsing.  The
 #: longest E.164 number is 15 digits; this leaves room for separators.
@@ -237,3 +237,46 @@ def region_of(tel: str) -> str | None:
     if number is None:
         return None
     return _region(number)
+
+
+def canonical_sender(raw: str, default_region: str = "US") -> str:
+    """An inbound sender as ``tel:+E164`` when it is a phone number, else ``raw`` stripped.
+
+    Carriers write one sender several ways (``tel:+12125551234``, ``tel:2125551234``,
+    ``12125551234``, ``+1 212 555 1234``); all become ``tel:+12125551234`` so that opt-outs,
+    names and replies match.  A number with ``+`` (or ``00``) only has to be possible for
+    its country; one without needs to be a valid number of ``default_region``, so short
+    codes (``12345``) and alphanumeric sender ids (``oncall``) come back unchanged.  Unlike
+    ``NumberRules.normalise`` nothing is refused for its type or region: this names who
+    wrote, it does not decide where we may send.
+    """
+    text = raw.strip()
+    body = _strip_tel(text).strip()
+    if not body or ";" in body or len(body) > _MAX_INPUT:
+        return text
+    international = body.startswith("+")
+    digits = body[1:] if international else body
+    if any(c not in _DIGITS and c not in _SEPARATORS for c in digits):
+        return text
+    digits = "".join(c for c in digits if c in _DIGITS)
+    if not international and digits.startswith("00"):
+        international, digits = True, digits[2:]
+    number = _parse_sender(digits, international, default_region)
+    if number is None:
+        return text
+    return "tel:" + phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _parse_sender(
+    digits: str, international: bool, default_region: str
+) -> phonenumbers.PhoneNumber | None:
+    if len(digits) < 3 or len(digits) > _MAX_E164_DIGITS + 3:
+        return None
+    try:
+        if international:
+            number = phonenumbers.parse("+" + digits, None)
+            return number if phonenumbers.is_possible_number(number) else None
+        number = phonenumbers.parse(digits, _check_region(default_region, "default_region"))
+    except NumberParseException:
+        return None
+    return number if phonenumbers.is_valid_number(number) else None

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .formatting import format_inbound
-from .inbox import StoredInbound
+from .store.inbound import StoredInbound
 
 #: A combined post stays under this many characters (chat services cap message size).
 COMBINED_POST_CHARS = 3500

@@ -3,22 +3,38 @@
 errbot's default ``check_configuration`` rejects dict options whose keys differ from the
 template (``INBOX_ROUTES`` always does), so every key is checked here instead, and each
 refusal names the key. The client secret never lives in the config dict, which
-``!plugin config`` prints into chat: it comes from ``ATT_CLIENT_SECRET`` only.
+``!plugin config`` prints into chat: it comes from ``ATT_CLIENT_SECRET`` only. The same goes
+for the PostgreSQL password: ``DATABASE_URL`` carries none, the password comes from
+``ATT_DATABASE_PASSWORD`` (or libpq's own ``PGPASSWORD``).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
+from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
+DATABASE_PASSWORD_ENV = "ATT_DATABASE_PASSWORD"
 ENV_PREFIX = "ATT_"
+
+DEFAULT_ACK_WORDS = ("ack", "ok", "yes", "y", "1")
+SMART_CHARACTER_MODES = ("replace", "keep")
+_MAX_ACK_WORD = 20
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?"
+)
 
 #: What ``!plugin config AttSms`` shows as a starting point.
 CONFIG_TEMPLATE: dict[str, Any] = {
@@ -37,10 +53,21 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "RATE_LIMIT": 0,
     "DAILY_LIMIT": 0,
     "READ_TIMEOUT": 10,
+    "MAX_RECIPIENTS": 10,
+    "ESCALATE_AFTER": 300,
+    "ESCALATE_ROUNDS": 1,
+    "ACK_WORDS": list(DEFAULT_ACK_WORDS),
+    "SMART_CHARACTERS": "replace",
+    "DEDUP_WINDOW": 120,
+    "ALERT_AFTER": 600,
+    "METRICS_PORT": 0,
+    "METRICS_HOST": "127.0.0.1",
+    "DATABASE_URL": "",
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
 SECRET_KEYS = frozenset({"CLIENT_SECRET", "SECRET", "ATT_CLIENT_SECRET", "PASSWORD"})
+DATABASE_SECRET_KEYS = frozenset({"DATABASE_PASSWORD", "ATT_DATABASE_PASSWORD", "PGPASSWORD"})
 
 
 class SettingsError(ValueError):
@@ -72,6 +99,17 @@ class Settings:
     rate_limit: int = 0
     daily_limit: int = 0
     read_timeout: float = 10.0
+    max_recipients: int = 10
+    escalate_after: float = 300.0
+    escalate_rounds: int = 1
+    ack_words: tuple[str, ...] = DEFAULT_ACK_WORDS
+    smart_characters: str = "replace"
+    dedup_window: float = 120.0
+    alert_after: float = 600.0
+    metrics_port: int = 0
+    metrics_host: str = "127.0.0.1"
+    database_url: str = ""
+    database_password: str = field(default="", repr=False)
 
 
 def parse_settings(
@@ -91,11 +129,12 @@ def parse_settings(
     for key in config:
         if not isinstance(key, str):
             raise SettingsError(repr(key), "config keys must be strings")
-        if key.upper() in SECRET_KEYS:
+        if key.upper() in SECRET_KEYS | DATABASE_SECRET_KEYS:
+            where = DATABASE_PASSWORD_ENV if key.upper() in DATABASE_SECRET_KEYS else SECRET_ENV
             raise SettingsError(
                 key,
                 f"never put the secret in the plugin config (it is shown by !plugin config); "
-                f"set {SECRET_ENV} in the bot's environment",
+                f"set {where} in the bot's environment",
             )
         if key not in KNOWN_KEYS:
             raise SettingsError(key, f"unknown key; known keys: {', '.join(sorted(KNOWN_KEYS))}")
@@ -121,23 +160,46 @@ def parse_settings(
         default_region=_region("DEFAULT_REGION", value("DEFAULT_REGION", "US")),
         allowed_regions=_regions(value("ALLOWED_REGIONS")),
         inbox_routes=_routes(value("INBOX_ROUTES", {})),
-        poll_interval=_number("POLL_INTERVAL", value("POLL_INTERVAL", 30), low=0, high=86400),
-        max_parts=int(_number("MAX_PARTS", value("MAX_PARTS", 4), low=1, high=10, integer=True)),
-        combine_above=int(
-            _number("COMBINE_ABOVE", value("COMBINE_ABOVE", 10), low=1, high=1000, integer=True)
-        ),
+        poll_interval=_poll_interval(value("POLL_INTERVAL", 30)),
+        max_parts=_whole("MAX_PARTS", value("MAX_PARTS", 4), low=1, high=10),
+        combine_above=_whole("COMBINE_ABOVE", value("COMBINE_ABOVE", 10), low=1, high=1000),
         follow_up=_flag("FOLLOW_UP", value("FOLLOW_UP", True)),
         follow_up_limit=_number(
             "FOLLOW_UP_LIMIT", value("FOLLOW_UP_LIMIT", 3600), low=1, high=7 * 86400
         ),
-        rate_limit=int(
-            _number("RATE_LIMIT", value("RATE_LIMIT", 0), low=0, high=10**6, integer=True)
-        ),
-        daily_limit=int(
-            _number("DAILY_LIMIT", value("DAILY_LIMIT", 0), low=0, high=10**7, integer=True)
-        ),
+        rate_limit=_whole("RATE_LIMIT", value("RATE_LIMIT", 0), low=0, high=10**6),
+        daily_limit=_whole("DAILY_LIMIT", value("DAILY_LIMIT", 0), low=0, high=10**7),
         read_timeout=_number("READ_TIMEOUT", value("READ_TIMEOUT", 10), low=0.1, high=300),
+        max_recipients=_whole("MAX_RECIPIENTS", value("MAX_RECIPIENTS", 10), low=1, high=50),
+        **_paging(value),
+        **_operability(value),
+        database_url=_database_url(value("DATABASE_URL", "")),
+        database_password=env.get(DATABASE_PASSWORD_ENV, ""),
     )
+
+
+def _paging(value: Callable[..., Any]) -> dict[str, Any]:
+    """Escalation, acknowledgement, encoding and de-duplication settings."""
+    return {
+        "escalate_after": _number(
+            "ESCALATE_AFTER", value("ESCALATE_AFTER", 300), low=1, high=86400
+        ),
+        "escalate_rounds": _whole("ESCALATE_ROUNDS", value("ESCALATE_ROUNDS", 1), low=1, high=10),
+        "ack_words": _ack_words(value("ACK_WORDS", DEFAULT_ACK_WORDS)),
+        "smart_characters": _choice(
+            "SMART_CHARACTERS", value("SMART_CHARACTERS", "replace"), SMART_CHARACTER_MODES
+        ),
+        "dedup_window": _number("DEDUP_WINDOW", value("DEDUP_WINDOW", 120), low=0, high=86400),
+    }
+
+
+def _operability(value: Callable[..., Any]) -> dict[str, Any]:
+    """Alerting in the room and the metrics endpoint."""
+    return {
+        "alert_after": _number("ALERT_AFTER", value("ALERT_AFTER", 600), low=0, high=7 * 86400),
+        "metrics_port": _whole("METRICS_PORT", value("METRICS_PORT", 0), low=0, high=65535),
+        "metrics_host": _host("METRICS_HOST", value("METRICS_HOST", "127.0.0.1")),
+    }
 
 
 def has_env_configuration(env: Mapping[str, str] | None = None) -> bool:
@@ -147,12 +209,12 @@ def has_env_configuration(env: Mapping[str, str] | None = None) -> bool:
 
 
 def _decode_env(key: str, raw: str) -> Any:
-    if key in ("INBOX_ROUTES", "ALLOWED_REGIONS") and raw.lstrip()[:1] in ("{", "["):
+    if key in ("INBOX_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS") and raw.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(raw)
         except ValueError as exc:
             raise SettingsError(key, f"{ENV_PREFIX}{key} is not valid JSON ({exc.msg})") from None
-    if key == "ALLOWED_REGIONS":
+    if key in ("ALLOWED_REGIONS", "ACK_WORDS"):
         return [part.strip() for part in raw.split(",") if part.strip()]
     return raw
 
@@ -169,7 +231,107 @@ def _url(raw: Any) -> str:
         raise SettingsError("API_BASE_URL", f"must be an http(s) URL, got {raw!r}")
     if parts.username or parts.password:
         raise SettingsError("API_BASE_URL", "must not carry credentials")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+        raise SettingsError(
+            "API_BASE_URL",
+            f"plain http:// to {parts.hostname or ''!r} would send the client secret in clear; "
+            "use https:// (http:// is allowed only to loopback: 127.0.0.0/8, ::1, localhost)",
+        )
     return raw.strip().rstrip("/")
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
+
+
+def _poll_interval(raw: Any) -> float:
+    seconds = _number("POLL_INTERVAL", raw, low=0, high=86400)
+    if 0 < seconds < 1:
+        raise SettingsError(
+            "POLL_INTERVAL", f"must be 0 (off) or at least 1 second, got {seconds:g}"
+        )
+    return seconds
+
+
+def _database_url(raw: Any) -> str:
+    """``""`` (SQLite in the bot's data directory) or a password-less PostgreSQL URL.
+
+    The URL is never quoted back: it may hold the very password being refused.
+    """
+    if raw is None or raw == "":
+        return ""
+    if not isinstance(raw, str):
+        raise SettingsError("DATABASE_URL", f"must be a string, not {type(raw).__name__}")
+    url = raw.strip()
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in ("postgresql", "postgres"):
+        raise SettingsError(
+            "DATABASE_URL",
+            "must be a postgresql:// URL (leave it empty for SQLite in the bot's data directory)",
+        )
+    query_keys = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    if parts.password or "password" in query_keys:
+        raise SettingsError(
+            "DATABASE_URL",
+            "must not carry a password (the config is shown by !plugin config); remove it and "
+            f"set {DATABASE_PASSWORD_ENV} (or PGPASSWORD) in the bot's environment",
+        )
+    return url
+
+
+def _ack_words(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        raw = [part for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, (list, tuple)):
+        raise SettingsError("ACK_WORDS", f"must be a list of words, not {type(raw).__name__}")
+    words: list[str] = []
+    for item in raw:
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise SettingsError("ACK_WORDS", f"{item!r} is not a word")
+        word = str(item).strip().lower()
+        if not word or len(word) > _MAX_ACK_WORD or any(c.isspace() for c in word):
+            raise SettingsError(
+                "ACK_WORDS", f"{item!r} must be one word of 1 to {_MAX_ACK_WORD} characters"
+            )
+        if word.upper() in OPT_OUT_WORDS | OPT_IN_WORDS:
+            raise SettingsError(
+                "ACK_WORDS", f"{word!r} is an opt-out/opt-in keyword and cannot acknowledge"
+            )
+        if word not in words:
+            words.append(word)
+    return tuple(words)
+
+
+def _choice(key: str, raw: Any, choices: tuple[str, ...]) -> str:
+    if isinstance(raw, str) and raw.strip().lower() in choices:
+        return raw.strip().lower()
+    raise SettingsError(key, f"must be one of {', '.join(choices)}, got {raw!r}")
+
+
+def _host(key: str, raw: Any) -> str:
+    if not isinstance(raw, str):
+        raise SettingsError(key, f"must be a host name or IP address, not {type(raw).__name__}")
+    host = raw.strip()
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        pass
+    if not _HOSTNAME.fullmatch(host):
+        raise SettingsError(key, f"must be a host name or IP address (no port), got {raw!r}")
+    return host.lower()
+
+
+def _whole(key: str, raw: Any, *, low: int, high: int) -> int:
+    return int(_number(key, raw, low=low, high=high, integer=True))
 
 
 def _text(key: str, raw: Any, *, required: bool = False) -> str:
@@ -246,15 +408,7 @@ def _number(key: str, raw: Any, *, low: float, high: float, integer: bool = Fals
 def _flag(key: str, raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
-    if isinstance(raw, str) and raw.strip().lower() in (
-        "1",
-        "true",
-        "yes",
-        "on",
-        "0",
-        "false",
-        "no",
-        "off",
-    ):
-        return raw.strip().lower() in ("1", "true", "yes", "on")
+    word = raw.strip().lower() if isinstance(raw, str) else None
+    if word in _TRUE or word in _FALSE:
+        return word in _TRUE
     raise SettingsError(key, f"must be true or false, got {raw!r}")

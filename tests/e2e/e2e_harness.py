@@ -261,12 +261,14 @@ _LISTENING = re.compile(r"sandbox listening on (http://\S+)")
 
 def start_sandbox(workdir: Path) -> tuple[Proc, str]:
     env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PLUGINS_DIR), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(PLUGINS_DIR), str(REPO_ROOT), env.get("PYTHONPATH")])
+    )
     env["PYTHONUNBUFFERED"] = "1"
     argv = [
         sys.executable,
         "-m",
-        "att_sms.sandbox",
+        "carrier_sandbox",
         "--host",
         HOST,
         "--port",

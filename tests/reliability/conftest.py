@@ -21,9 +21,10 @@ from typing import Any
 
 import pytest
 import reliakit
-from att_sms import sandbox_store
 
-_DEBUG_LOGGERS = ("att_sms", "urllib3", "requests", "errbot.plugins.AttSms")
+from carrier_sandbox import store as sandbox_store
+
+_DEBUG_LOGGERS = ("att_sms", "carrier_sandbox", "urllib3", "requests", "errbot.plugins.AttSms")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -26,7 +26,7 @@ MD_BAR = SECTION_BAR + "MD  ]"
 
 
 class SandboxProcess:
-    """``python -m att_sms.sandbox`` with a SQLite --db, driven over its control endpoints."""
+    """``python -m carrier_sandbox`` with a SQLite --db, driven over its control endpoints."""
 
     def __init__(
         self, workdir: Path, client_id: str, client_secret: str, registration: str
@@ -34,11 +34,11 @@ class SandboxProcess:
         self.db = workdir / "carrier.sqlite3"
         self.log_path = workdir / "sandbox.out"
         env = dict(os.environ)
-        env["PYTHONPATH"] = str(PLUGINS_DIR)
+        env["PYTHONPATH"] = os.pathsep.join([str(PLUGINS_DIR), str(REPO_ROOT)])
         env["PYTHONUNBUFFERED"] = "1"
         env["SANDBOX_CLIENT_SECRET"] = client_secret  # not on the command line
         argv = [
-            sys.executable, "-m", "att_sms.sandbox", "--port", "0", "--db", str(self.db),
+            sys.executable, "-m", "carrier_sandbox", "--port", "0", "--db", str(self.db),
             "--client-id", client_id, "--registration", registration, "--delivery-delay", "0.1",
         ]  # fmt: skip
         self._log: IO[bytes] = open(self.log_path, "wb")  # noqa: SIM115
@@ -207,13 +207,12 @@ def md_sections(stdout: str) -> list[str]:
 
 
 def ledger_keys(path: Path) -> tuple[set[str], set[str]]:
-    """(pending keys, seen keys) of the plugin's inbound ledger file."""
+    """(pending keys, posted keys) of inbound messages in the plugin's store file."""
     if not path.exists():
         return set(), set()
     with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10) as db:
-        pending = {row[0] for row in db.execute("SELECT key FROM pending")}
-        seen = {row[0] for row in db.execute("SELECT key FROM seen")}
-    return pending, seen
+        rows = db.execute("SELECT key, posted_at IS NULL FROM att_inbound").fetchall()
+    return {k for k, waiting in rows if waiting}, {k for k, waiting in rows if not waiting}
 
 
 def carrier_pending_ids(db: Path, registration: str) -> set[str]:

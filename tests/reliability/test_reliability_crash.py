@@ -26,8 +26,7 @@ from typing import Any
 import pytest
 import reliakit
 from att_sms.client import AttSmsClient
-from att_sms.inbox import InboxLedger
-from att_sms.sandbox import Sandbox
+from att_sms.store import open_store
 from procs import (
     ErrbotRun,
     SandboxProcess,
@@ -37,6 +36,8 @@ from procs import (
     md_sections,
 )
 from reliakit import TEST_CLIENT_ID, TEST_CLIENT_SECRET
+
+from carrier_sandbox import Sandbox
 
 REG = "crash-reg"
 KILLS = 20
@@ -86,7 +87,7 @@ def _env(box: SandboxProcess) -> dict[str, str]:
         ATT_CLIENT_ID=TEST_CLIENT_ID,
         ATT_CLIENT_SECRET=TEST_CLIENT_SECRET,
         ATT_INBOX_ROUTES=json.dumps({REG: "@ops"}),
-        ATT_POLL_INTERVAL="0.3",
+        ATT_POLL_INTERVAL="1",
         PYTHONUNBUFFERED="1",  # a post on stdout is on stdout, not in a buffer a SIGKILL drops
     )
     return env
@@ -98,7 +99,7 @@ def test_sigkill_restart_posts_every_inbound_once(tmp_path: Path) -> None:
     box = SandboxProcess(tmp_path, TEST_CLIENT_ID, TEST_CLIENT_SECRET, REG)
     config = errbot_config(tmp_path)
     env = _env(box)
-    ledger_path = tmp_path / "errbot-data" / "att_sms" / "inbox.sqlite3"
+    ledger_path = tmp_path / "errbot-data" / "att_sms" / "store.sqlite3"
     injector = Injector(box)
     runs: list[ErrbotRun] = []
     lost_at_kill: dict[int, list[str]] = {}
@@ -268,7 +269,7 @@ def test_loss_window_from_carrier_answer_to_ledger_commit(tmp_path: Path) -> Non
             return response
 
         client._session.send = send  # type: ignore[method-assign]
-        ledger = InboxLedger(tmp_path / "inbox.sqlite3")
+        ledger = open_store(tmp_path)
         body_to_commit: list[float] = []
         headers_to_commit: list[float] = []
         drain_to_commit: list[float] = []

@@ -23,9 +23,10 @@ from typing import Any
 
 import pytest
 import reliakit
-from att_sms.sandbox import Sandbox
 from botkit import sandbox_config
 from reliakit import TEST_CLIENT_ID, TEST_CLIENT_SECRET, RecBot, one_clear_line, unhandled_errors
+
+from carrier_sandbox import Sandbox
 
 OUTBOX = "/sms/v3/messaging/outbox"
 INBOX = "/sms/v3/messaging/inbox"

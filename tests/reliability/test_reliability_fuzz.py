@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 import reliakit
-from att_sms.sandbox import Sandbox
 from botkit import sandbox_config
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from reliakit import TEST_CLIENT_ID, TEST_CLIENT_SECRET, RecBot, one_clear_line, unhandled_errors
+
+from carrier_sandbox import Sandbox
 
 EXAMPLES = 50
 

@@ -17,9 +17,10 @@ from pathlib import Path
 
 import pytest
 import reliakit
-from att_sms.sandbox import Sandbox
 from botkit import sandbox_config
 from reliakit import TEST_CLIENT_ID, TEST_CLIENT_SECRET, RecBot, one_clear_line
+
+from carrier_sandbox import Sandbox
 
 OUTBOX = "/sms/v3/messaging/outbox"
 TOKEN = "/oauth/v4/token"

@@ -1,0 +1,222 @@
+"""Contacts, groups, opt-outs, quotas and the audit log in the store.
+
+The directory functions in ``att_sms.directory`` work on a plain dict; ``edit_directory``
+loads it from the tables, lets one of them change it and writes back what changed, all in
+one transaction. Quotas count rows of ``att_sms`` sends in an index range, so the cost of a
+send does not grow with history.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from .. import policy
+from .engine import Database, Tx
+
+T = TypeVar("T")
+
+#: Audit entries kept (older ones are pruned a batch at a time).
+AUDIT_LIMIT = 10_000
+#: Send rows older than this are pruned (the daily limit needs one UTC day).
+SENDS_KEPT = 2 * 86400.0
+
+
+class PagingTables:
+    """The paging part of the store (mixed into ``Store``)."""
+
+    _db: Database
+
+    # -- directory ---------------------------------------------------------------
+
+    def directory(self) -> dict[str, Any]:
+        """A snapshot of contacts and groups in ``att_sms.directory``'s dict form."""
+        with self._db.transaction() as tx:
+            return _load_directory(tx)
+
+    def edit_directory(self, change: Callable[[dict[str, Any]], T]) -> T:
+        """Apply ``change`` to the directory in one transaction; nothing is written if it raises."""
+        with self._db.transaction() as tx:
+            before = _load_directory(tx)
+            after = json.loads(json.dumps(before))
+            result = change(after)
+            _write_directory(tx, before, after)
+        return result
+
+    def name_of(self, tel: str) -> str | None:
+        """The contact name of ``tel:+E164`` (alphabetically first if several)."""
+        with self._db.transaction() as tx:
+            return tx.scalar("SELECT MIN(name) FROM att_contacts WHERE tel = ?", (tel,))
+
+    # -- opt-outs ----------------------------------------------------------------
+
+    def opted_out(self, tels: Iterable[str]) -> set[str]:
+        """Which of ``tels`` opted out (texted STOP and not START since)."""
+        wanted = list(dict.fromkeys(tels))
+        found: set[str] = set()
+        with self._db.transaction() as tx:
+            for tel in wanted:
+                if tx.one("SELECT 1 FROM att_optouts WHERE tel = ?", (tel,)):
+                    found.add(tel)
+        return found
+
+    def optouts(self) -> list[tuple[str, float]]:
+        """Every opted-out number with the time it opted out, by number."""
+        with self._db.transaction() as tx:
+            return [(t, float(s)) for t, s in tx.all("SELECT tel, since FROM att_optouts ORDER BY tel")]
+
+    # -- quotas ------------------------------------------------------------------
+
+    def reserve_quota(self, user: str, units: int, rate_limit: int, daily_limit: int) -> int:
+        """Check both limits and hold ``units`` for ``user``; the reservation's id.
+
+        Raises ``policy.QuotaError``. Settle it with ``settle_quota`` once the carrier
+        answered, with what was billed (0 removes it: a refused send counts nothing).
+        """
+        with self._db.transaction() as tx:
+            tx.lock("att_sends")
+            now = self._db.now()
+            state = _quota_state(tx, user, now)
+            policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
+            row = tx.one(
+                "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
+                (user, now, units),
+            )
+            tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
+        assert row is not None
+        return int(row[0])
+
+    def settle_quota(self, reservation: int, units: int, tx: Tx | None = None) -> None:
+        """Count ``units`` for a reservation; 0 forgets the send altogether."""
+        if tx is None:
+            with self._db.transaction() as own:
+                self.settle_quota(reservation, units, own)
+            return
+        if units <= 0:
+            tx.execute("DELETE FROM att_sends WHERE id = ?", (reservation,))
+        else:
+            tx.execute("UPDATE att_sends SET units = ? WHERE id = ?", (units, reservation))
+
+    # -- audit -------------------------------------------------------------------
+
+    def record_audit(
+        self,
+        *,
+        who: str,
+        recipients: Iterable[str],
+        parts: int,
+        message_ids: Iterable[str],
+        outcome: str,
+        dedup_key: str | None = None,
+        tx: Tx | None = None,
+    ) -> None:
+        """Append one entry to the audit log (at the store's time)."""
+        if tx is None:
+            with self._db.transaction() as own:
+                self.record_audit(
+                    who=who, recipients=recipients, parts=parts, message_ids=message_ids,
+                    outcome=outcome, dedup_key=dedup_key, tx=own,
+                )  # fmt: skip
+            return
+        row = tx.one(
+            "INSERT INTO att_audit (who, at, recipients, parts, message_ids, outcome, dedup_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
+            (
+                str(who),
+                self._db.now(),
+                json.dumps([str(r) for r in recipients]),
+                int(parts),
+                json.dumps([str(m) for m in message_ids]),
+                str(outcome),
+                dedup_key,
+            ),
+        )
+        if row and row[0] % 100 == 0:
+            tx.execute("DELETE FROM att_audit WHERE id <= ?", (row[0] - AUDIT_LIMIT,))
+
+    def last_audit(self, n: int) -> list[dict[str, Any]]:
+        """The last ``n`` audit entries, oldest first, in ``att_sms.audit``'s dict form."""
+        with self._db.transaction() as tx:
+            rows = tx.all(
+                "SELECT who, at, recipients, parts, message_ids, outcome FROM att_audit"
+                " ORDER BY id DESC LIMIT ?",
+                (max(0, n),),
+            )
+        return [_audit_entry(row) for row in reversed(rows)]
+
+    def recent_send(self, dedup_key: str, since: float) -> dict[str, Any] | None:
+        """The newest audit entry with ``dedup_key`` since ``since`` that may have gone out."""
+        with self._db.transaction() as tx:
+            row = tx.one(
+                "SELECT who, at, recipients, parts, message_ids, outcome FROM att_audit"
+                " WHERE dedup_key = ? AND at >= ? AND outcome NOT LIKE 'failed%'"
+                " AND outcome NOT LIKE 'refused%' ORDER BY id DESC LIMIT 1",
+                (dedup_key, since),
+            )
+        return _audit_entry(row) if row else None
+
+
+def _audit_entry(row: tuple) -> dict[str, Any]:
+    who, at, recipients, parts, message_ids, outcome = row
+    return {
+        "who": who,
+        "when": float(at),
+        "recipients": json.loads(recipients),
+        "parts": int(parts),
+        "message_ids": json.loads(message_ids),
+        "outcome": outcome,
+    }
+
+
+def _quota_state(tx: Tx, user: str, now: float) -> dict[str, Any]:
+    """The part of the send history the limits look at, in ``policy``'s dict form."""
+    recent = [
+        float(r[0])
+        for r in tx.all(
+            "SELECT at FROM att_sends WHERE who = ? AND at > ?", (user, now - policy.RATE_WINDOW)
+        )
+    ]
+    midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    used = tx.scalar(
+        "SELECT SUM(units) FROM att_sends WHERE at >= ?", (midnight.timestamp(),), default=0
+    )
+    return {"users": {user: recent}, "days": {midnight.strftime("%Y-%m-%d"): int(used)}}
+
+
+def _load_directory(tx: Tx) -> dict[str, Any]:
+    contacts = dict(tx.all("SELECT name, tel FROM att_contacts"))
+    groups: dict[str, list[str]] = {name: [] for (name,) in tx.all("SELECT name FROM att_groups")}
+    for group, member in tx.all(
+        "SELECT group_name, member FROM att_group_members ORDER BY group_name, position"
+    ):
+        groups.setdefault(group, []).append(member)
+    return {"contacts": contacts, "groups": groups}
+
+
+def _write_directory(tx: Tx, before: dict[str, Any], after: dict[str, Any]) -> None:
+    old_contacts, new_contacts = before["contacts"], after.get("contacts") or {}
+    for name in old_contacts.keys() - new_contacts.keys():
+        tx.execute("DELETE FROM att_contacts WHERE name = ?", (name,))
+    for name, tel in new_contacts.items():
+        if old_contacts.get(name) != tel:
+            tx.execute(
+                "INSERT INTO att_contacts (name, tel) VALUES (?, ?)"
+                " ON CONFLICT (name) DO UPDATE SET tel = excluded.tel",
+                (name, tel),
+            )
+    old_groups, new_groups = before["groups"], after.get("groups") or {}
+    for name in old_groups.keys() - new_groups.keys():
+        tx.execute("DELETE FROM att_group_members WHERE group_name = ?", (name,))
+        tx.execute("DELETE FROM att_groups WHERE name = ?", (name,))
+    for name, members in new_groups.items():
+        if name in old_groups and old_groups[name] == members:
+            continue
+        tx.execute("INSERT INTO att_groups (name) VALUES (?) ON CONFLICT DO NOTHING", (name,))
+        tx.execute("DELETE FROM att_group_members WHERE group_name = ?", (name,))
+        for position, member in enumerate(members):
+            tx.execute(
+                "INSERT INTO att_group_members (group_name, position, member) VALUES (?, ?, ?)",
+                (name, position, member),
+            )

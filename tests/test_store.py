@@ -8,7 +8,7 @@ import textwrap
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from att_sms import directory, policy
@@ -16,7 +16,12 @@ from att_sms.client import InboundMessage
 from att_sms.numbers import NumberRules
 from att_sms.store import FollowUp, Store, StoreError, handle_for, message_key, open_store
 from att_sms.store.inbound import OPT_NOTES, seq_of_handle
-from pgserver import Engine, PgServer, engine, pg_server, pg_url  # noqa: F401
+
+#: The fixtures engine, pg_server and pg_url (one PostgreSQL server per test session).
+pytest_plugins = ["pgserver"]
+
+if TYPE_CHECKING:
+    from pgserver import Engine, PgServer
 
 ALICE = "tel:+12125551234"
 BOB = "tel:+13125550199"
@@ -29,7 +34,7 @@ def sms(
 
 
 @pytest.fixture
-def store(engine: Engine) -> Iterator[Store]:  # noqa: F811
+def store(engine: Engine) -> Iterator[Store]:
     opened = engine.open()
     yield opened
     opened.close()
@@ -71,6 +76,15 @@ def test_stop_and_start_apply_whatever_way_the_sender_is_written(store: Store, s
     [start] = store.record_fetched("reg", [sms("s2", "START", sender=sender)])
     assert start.note == OPT_NOTES["in"]
     assert store.opted_out([ALICE]) == set()
+
+
+def test_a_stop_delivered_again_does_not_undo_a_later_start(store: Store) -> None:
+    store.record_fetched("reg", [sms("s1", "STOP"), sms("s2", "START")])
+    assert store.opted_out([ALICE]) == set()
+    assert store.record_fetched("reg", [sms("s1", "STOP")]) == []
+    assert store.opted_out([ALICE]) == set()
+    store.record_fetched("reg", [sms("s3", "STOP"), sms("s3", "STOP")])
+    assert store.opted_out([ALICE]) == {ALICE}
 
 
 def test_texts_that_are_not_exactly_a_keyword_or_senders_that_are_not_numbers(store: Store) -> None:
@@ -143,7 +157,7 @@ def test_handle_numbering() -> None:
     assert all(seq_of_handle(handle_for(n)) == n for n in (1, 77, 10**9))
 
 
-def test_posted_rows_beyond_seen_limit_are_pruned_but_pending_ones_never(engine: Engine) -> None:  # noqa: F811
+def test_posted_rows_beyond_seen_limit_are_pruned_but_pending_ones_never(engine: Engine) -> None:
     store = engine.open(seen_limit=5)
     try:
         [old] = store.record_fetched("reg", [sms("old")])
@@ -273,7 +287,7 @@ def test_sends_outside_the_windows_do_not_count(store: Store) -> None:
     store.reserve_quota("alice", 1, rate_limit=1, daily_limit=1)
 
 
-def test_a_replica_s_sends_count_against_the_same_limits(engine: Engine, store: Store) -> None:  # noqa: F811
+def test_a_replica_s_sends_count_against_the_same_limits(engine: Engine, store: Store) -> None:
     other = engine.open()
     try:
         store.reserve_quota("alice", 1, rate_limit=1, daily_limit=0)
@@ -363,7 +377,7 @@ def test_meta_values(store: Store) -> None:
     assert store.get_meta("k") == "v2"
 
 
-def test_describe_and_size(engine: Engine, store: Store) -> None:  # noqa: F811
+def test_describe_and_size(engine: Engine, store: Store) -> None:
     store.record_fetched("reg", [sms(str(n)) for n in range(50)])
     assert store.size_bytes() > 0
     text = store.describe()
@@ -372,7 +386,7 @@ def test_describe_and_size(engine: Engine, store: Store) -> None:  # noqa: F811
         assert engine.password not in text
 
 
-def test_reopening_keeps_everything(engine: Engine) -> None:  # noqa: F811
+def test_reopening_keeps_everything(engine: Engine) -> None:
     first = engine.open()
     first.record_fetched("reg", [sms("1")])
     first.edit_directory(lambda b: b["contacts"].update(amy=ALICE))
@@ -409,7 +423,7 @@ def _in_threads(count: int, work: Any) -> list[Any]:
     return results
 
 
-def test_threads_recording_the_same_messages_store_each_once(engine: Engine, store: Store) -> None:  # noqa: F811
+def test_threads_recording_the_same_messages_store_each_once(engine: Engine, store: Store) -> None:
     replica = engine.open()
     batch = [sms(f"m{i}") for i in range(40)]
     try:
@@ -422,12 +436,37 @@ def test_threads_recording_the_same_messages_store_each_once(engine: Engine, sto
     assert store.counts() == {"pending": 40, "seen": 0}
 
 
-def test_stores_opened_at_once_create_the_tables_once(engine: Engine) -> None:  # noqa: F811
+def test_concurrent_reservations_never_exceed_the_limit(engine: Engine, store: Store) -> None:
+    replica = engine.open()
+
+    def reserve(n: int) -> bool:
+        try:
+            (store if n % 2 else replica).reserve_quota("alice", 1, rate_limit=3, daily_limit=0)
+        except policy.QuotaError:
+            return False
+        return True
+
+    try:
+        assert sum(_in_threads(8, reserve)) == 3
+    finally:
+        replica.close()
+
+
+def test_stores_opened_at_once_create_the_tables_once(engine: Engine) -> None:
     stores = _in_threads(4, lambda n: engine.open())
     try:
         stores[0].record_fetched("reg", [sms("1")])
         assert all(s.counts()["pending"] == 1 for s in stores)
     finally:
+        for s in stores:
+            s.close()
+
+
+def test_a_new_sqlite_file_opened_by_several_at_once(tmp_path: Any) -> None:
+    """The bot and its fetch child may create the file together (it used to be "locked")."""
+    for round_ in range(20):
+        place = tmp_path / str(round_)
+        stores = _in_threads(4, lambda n, place=place: open_store(place))
         for s in stores:
             s.close()
 
@@ -447,7 +486,7 @@ CHILD = textwrap.dedent(
 )
 
 
-def test_a_second_process_writes_to_the_same_store(engine: Engine, store: Store) -> None:  # noqa: F811
+def test_a_second_process_writes_to_the_same_store(engine: Engine, store: Store) -> None:
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(engine.data_dir), engine.database_url],
         env=engine.child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -506,5 +545,25 @@ def test_the_password_comes_from_the_environment(
     try:
         assert store.database.dialect == "postgresql"
         assert abs(store.now() - time.time()) < 5  # the server's clock, on this same machine
+    finally:
+        store.close()
+
+
+def test_connections_the_server_dropped_are_replaced(
+    tmp_path: Any, request: pytest.FixtureRequest
+) -> None:
+    server: PgServer = request.getfixturevalue("pg_server")
+    url: str = request.getfixturevalue("pg_url")
+    store = open_store(tmp_path, database_url=url, password=server.password)
+    try:
+        _in_threads(3, lambda n: store.record_fetched("reg", [sms(f"m{n}")]))  # fills the pool
+        with server.admin() as admin:
+            dropped = admin.execute(
+                "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE application_name = 'errbot-att-sms' AND pid <> pg_backend_pid()"
+            ).fetchone()[0]
+        assert dropped >= 1
+        assert store.counts() == {"pending": 3, "seen": 0}
+        assert len(store.record_fetched("reg", [sms("after")])) == 1
     finally:
         store.close()

@@ -21,7 +21,6 @@ _SLACK_HINTS = {
     "not_in_channel": "the bot is not a member of the channel: invite it (/invite @bot)",
     "channel_not_found": "no such channel, or a private channel the bot was not invited to",
     "is_archived": "the channel is archived: unarchive it or route elsewhere",
-    "ratelimited": "Slack rate limit",
     "msg_too_long": "the message is too long for Slack",
     "restricted_action": "the workspace does not let the bot post there",
     "not_authed": "the bot token was not accepted",
@@ -53,9 +52,7 @@ def is_slack(bot: Any) -> bool:
     return web is not None and callable(getattr(web, "chat_postMessage", None))
 
 
-def post_confirmed(
-    bot: Any, identifier: Any, text: str, *, thread_ts: str | None = None
-) -> None:
+def post_confirmed(bot: Any, identifier: Any, text: str, *, thread_ts: str | None = None) -> None:
     """Post ``text`` to ``identifier`` (what ``bot.build_identifier`` returned).
 
     Returns only when the chat took the post; raises ``PostFailed`` otherwise. On Slack a
@@ -127,7 +124,9 @@ def _im_channel(bot: Any, userid: str, identifier: Any) -> str:
 def _slack_failure(exc: Exception, identifier: Any) -> PostFailed:
     response = getattr(exc, "response", None)
     if response is None:  # network error, timeout: the post may not have reached Slack
-        return PostFailed(f"cannot reach Slack to post to {_describe(identifier)}: {type(exc).__name__}")
+        return PostFailed(
+            f"cannot reach Slack to post to {_describe(identifier)}: {type(exc).__name__}"
+        )
     status = getattr(response, "status_code", None)
     try:
         code = str(response.get("error") or "")

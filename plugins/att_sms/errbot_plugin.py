@@ -18,10 +18,19 @@ from typing import Any
 _PLUGINS_DIR = str(Path(__file__).resolve().parent.parent)
 if _PLUGINS_DIR not in sys.path:
     sys.path.insert(0, _PLUGINS_DIR)
-# ``!plugin reload`` re-executes only this file: drop the package's cached modules so the
-# whole package's new code is loaded with it.
-for _name in [n for n in sys.modules if n == "att_sms" or n.startswith("att_sms.")]:
-    del sys.modules[_name]
+
+
+def _drop_changed_package() -> None:
+    """``!plugin reload`` re-executes only this file: when the package's code changed on
+    disk since it was imported, drop its cached modules so the new code is loaded too."""
+    package = sys.modules.get("att_sms")
+    if package is None or getattr(package, "SOURCE_MTIMES", None) == package.source_mtimes():
+        return
+    for name in [n for n in sys.modules if n == "att_sms" or n.startswith("att_sms.")]:
+        del sys.modules[name]
+
+
+_drop_changed_package()
 
 from att_sms.client import AttSmsClient  # noqa: E402
 from att_sms.formatting import echo  # noqa: E402
@@ -112,7 +121,12 @@ class AttSms(SendCommands, DirectoryCommands, InboundPoller, FollowUps, BotPlugi
 
     def _open_store(self, settings: Settings) -> Store:
         data_dir = Path(self.bot_config.BOT_DATA_DIR)
-        store = open_store(data_dir, default_region=settings.default_region)
+        store = open_store(
+            data_dir,
+            database_url=settings.database_url,
+            password=settings.database_password or None,
+            default_region=settings.default_region,
+        )
         import_legacy(store, self, legacy_ledger_path(data_dir))
         return store
 

@@ -213,7 +213,12 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
     if not first:
         return 0
     settings = json.loads(first)
-    store = open_store(settings["data_dir"], default_region=settings.get("default_region", "US"))
+    store = open_store(
+        settings["data_dir"],
+        database_url=settings.get("database_url", ""),
+        password=settings.get("database_password") or None,
+        default_region=settings.get("default_region", "US"),
+    )
     client = AttSmsClient(
         settings["base_url"],
         settings["client_id"],

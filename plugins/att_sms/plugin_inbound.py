@@ -179,6 +179,8 @@ class InboundPoller:
                     "read_timeout": settings.read_timeout,
                     "data_dir": str(self.bot_config.BOT_DATA_DIR),
                     "default_region": settings.default_region,
+                    "database_url": settings.database_url,
+                    "database_password": settings.database_password,
                 },
                 reply_timeout=FETCH_REPLY_TIMEOUT,
             )

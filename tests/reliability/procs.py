@@ -231,3 +231,121 @@ __all__ = [
     "ledger_keys",
     "md_sections",
 ]
+
+
+# ----------------------------------------------------------------- a service's processes
+
+#: Set in a bot's environment; the fetch child inherits it. Every live process carrying the
+#: same value is "the service", as a systemd control group would be.
+SERVICE_TAG_VARIABLE = "RELIABILITY_SERVICE"
+
+
+def errbot_sqlite_storage_config(workdir: Path) -> Path:
+    """``errbot_config`` plus errbot's own settings in the repository's SQLite storage plugin."""
+    config = errbot_config(workdir)
+    storage_dir = REPO_ROOT / "errbot_storage" / ".errbot_plugin"
+    config.write_text(
+        config.read_text()
+        + f"BOT_EXTRA_STORAGE_PLUGINS_DIR = {str(storage_dir)!r}\n"
+        + 'STORAGE = "SQLite"\n'
+    )
+    return config
+
+
+def service_pids(tag: str) -> list[int]:
+    """Live (not zombie) processes whose environment holds ``SERVICE_TAG_VARIABLE=tag``."""
+    wanted = f"{SERVICE_TAG_VARIABLE}={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or not ours
+            continue
+        if wanted in environ.split(b"\0") and process_alive(int(entry.name)):
+            found.append(int(entry.name))
+    return sorted(found)
+
+
+def process_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie waiting to be reaped."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def is_fetch_child(pid: int) -> bool:
+    """True when ``pid`` runs the plugin's inbox fetch child (``python -m att_sms.fetcher``)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return b"att_sms.fetcher" in argv
+
+
+def signal_group(proc: subprocess.Popen, sig: int) -> None:
+    """``sig`` to the process group ``proc`` leads (ErrbotRun starts a new session)."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def signal_pids(pids: list[int], sig: int) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def exited_within(proc: subprocess.Popen, bound: float) -> bool:
+    try:
+        proc.wait(timeout=bound)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
+def wait_until(condition: Any, bound: float, *, quiet: bool = False) -> bool:
+    """Poll ``condition()`` for ``bound`` seconds; AssertionError at the end unless ``quiet``."""
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.1)
+    if not quiet:
+        raise AssertionError(f"not reached within {bound} s: {condition}")
+    return False
+
+
+def kill_service_after(tag: str, deadline: float) -> int:
+    """Wait for every process of service ``tag`` to end; SIGKILL those left at ``deadline``.
+
+    Returns how many had to be killed (a systemd stop's final SIGKILL).
+    """
+    while time.monotonic() < deadline:
+        if not service_pids(tag):
+            return 0
+        time.sleep(0.02)
+    left = service_pids(tag)
+    signal_pids(left, signal.SIGKILL)
+    wait_until(lambda: not service_pids(tag), 10)
+    return len(left)
+
+
+__all__ += [
+    "SERVICE_TAG_VARIABLE",
+    "errbot_sqlite_storage_config",
+    "exited_within",
+    "kill_service_after",
+    "is_fetch_child",
+    "process_alive",
+    "service_pids",
+    "signal_group",
+    "signal_pids",
+    "wait_until",
+]

@@ -44,7 +44,9 @@ def _carrier_module() -> str:
 
 
 def _pythonpath() -> str:
-    return os.pathsep.join([str(PLUGIN_ROOT / "plugins"), str(REPO_ROOT / "plugins"), str(REPO_ROOT)])
+    return os.pathsep.join(
+        [str(PLUGIN_ROOT / "plugins"), str(REPO_ROOT / "plugins"), str(REPO_ROOT)]
+    )
 
 
 class CarrierProcess:
@@ -127,9 +129,6 @@ def errbot_config(
             _slack_base.BaseClient.__init__.__defaults__ = tuple(_defaults)
             _slack_base.BaseClient.BASE_URL = _STANDIN_API
 
-            # slack_sdk logs request bodies at DEBUG, apps.connections.open's app token too.
-            logging.getLogger("slack_sdk").setLevel(logging.INFO)
-
             BACKEND = "SlackV3"
             BOT_IDENTITY = {{"token": {standin.bot_token!r}, "app_token": {standin.app_token!r}}}
             BOT_DATA_DIR = {str(data)!r}
@@ -164,7 +163,10 @@ class ErrbotSlack:
         )  # fmt: skip
 
     def wait_ready(self, standin: SlackStandIn, timeout: float = 60) -> float:
-        """Seconds until the plugin answers ``!sms`` in a DM (errbot connected, plugins active)."""
+        """Seconds until the plugin answers ``!sms`` in a DM (errbot connected, plugins active).
+
+        Until AttSms is active errbot answers 'Command "sms" not found'; the probe is repeated.
+        """
         probe_dm = standin.im_channel(PROBE_ID)
         deadline = self.started + timeout
         while time.monotonic() < deadline:
@@ -177,7 +179,9 @@ class ErrbotSlack:
             standin.say(PROBE_ID, probe_dm, "!sms")
             try:
                 standin.wait_for(
-                    lambda: any("sms send" in p.text for p in standin.posts(probe_dm)[seen:]),
+                    lambda seen=seen: any(
+                        "not found" not in p.text for p in standin.posts(probe_dm)[seen:]
+                    ),
                     2.0,
                     "the plugin's answer to the probe",
                 )
@@ -187,7 +191,11 @@ class ErrbotSlack:
         raise RuntimeError(f"errbot run {self.index} not ready in {timeout} s:\n{self.tail()}")
 
     def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace") if self.log_path.exists() else ""
+        return (
+            self.log_path.read_text(encoding="utf-8", errors="replace")
+            if self.log_path.exists()
+            else ""
+        )
 
     def tail(self, lines: int = 60) -> str:
         out = self.out_path.read_text(errors="replace") if self.out_path.exists() else ""

@@ -6,9 +6,10 @@ plugin call, on free loopback ports:
 * Web API (``POST|GET /api/<method>``, form, query or JSON arguments, ``Bearer`` token):
   ``auth.test`` (with the ``x-oauth-scopes`` header the backend reads to pick Socket Mode),
   ``users.info``, ``users.list``, ``team.info``, ``bots.info``, ``conversations.info``,
-  ``conversations.list``, ``conversations.open``, ``conversations.join`` (answers
-  ``missing_scope``: the app's manifest has no ``channels:join``), ``chat.postMessage`` and
-  ``apps.connections.open`` (app token; returns the ``ws://`` URL of the Socket Mode server).
+  ``conversations.list``, ``conversations.open``, ``conversations.join``, ``chat.postMessage``
+  and ``apps.connections.open`` (app token; returns the ``ws://`` URL of the Socket Mode
+  server). Each checks the bot token's scopes (``missing_scope``); by default the token has
+  exactly the manifest's scopes in docs/SLACK.md (no ``channels:join``).
 * Socket Mode: ``hello`` on connect, ``events_api`` envelopes with ``message`` events, acks.
 
 Every ``chat.postMessage`` is recorded (accepted or not). Tests can say: the bot is not in a
@@ -39,11 +40,25 @@ BOT_USER_ID = "U0BOT0001"
 BOT_ID = "B0BOT0001"
 BOT_NAME = "attsms"
 APP_ID = "A0STANDIN"
-#: What auth.test announces: a bot token of a Socket Mode app (see docs/SLACK.md's manifest).
+#: The bot token's scopes: exactly docs/SLACK.md's manifest. Every Web API method and every
+#: event checks the scope it needs (Slack answers ``missing_scope``), so a suite that passes
+#: shows these scopes are enough.
 BOT_SCOPES = (
-    "app_mentions:read,channels:history,channels:read,chat:write,groups:history,groups:read,"
-    "im:history,im:read,im:write,mpim:history,mpim:read,team:read,users:read"
+    "channels:history,channels:read,chat:write,groups:history,groups:read,im:history,im:read,"
+    "im:write,mpim:read,team:read,users:read"
 )
+#: Scope a kind of conversation needs to be read (conversations.info/list) or heard (events).
+_READ_SCOPE = {
+    "public_channel": "channels:read",
+    "private_channel": "groups:read",
+    "im": "im:read",
+    "mpim": "mpim:read",
+}
+_HISTORY_SCOPE = {
+    "public_channel": "channels:history",
+    "private_channel": "groups:history",
+    "im": "im:history",
+}
 
 
 @dataclass
@@ -54,6 +69,12 @@ class Channel:
     archived: bool = False
     private: bool = False
     im_user: str | None = None  # set for a direct-message channel (D...)
+
+    @property
+    def kind(self) -> str:
+        if self.im_user is not None:
+            return "im"
+        return "private_channel" if self.private else "public_channel"
 
 
 @dataclass
@@ -92,7 +113,10 @@ class _Reply:
 class SlackStandIn:
     """Slack's Web API and Socket Mode on loopback; start() it, stop() it."""
 
-    def __init__(self, bot_token: str | None = None, app_token: str | None = None) -> None:
+    def __init__(
+        self, bot_token: str | None = None, app_token: str | None = None, scopes: str = BOT_SCOPES
+    ) -> None:
+        self.scopes = frozenset(scopes.split(","))
         self.bot_token = bot_token or "xoxb-standin-" + secrets.token_hex(8)
         self.app_token = app_token or "xapp-standin-" + secrets.token_hex(8)
         self._lock = threading.RLock()
@@ -102,7 +126,9 @@ class SlackStandIn:
         self.attempts: list[PostAttempt] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []  # every Web API call: method, args
         self.unknown_methods: list[str] = []
+        self.missing_scopes: list[tuple[str, str]] = []  # (method, scope) refused for lack of it
         self.acks: set[str] = set()
+        self.stalled: list[str] = []  # channels of the posts held by stall()
         self.connections_opened = 0
         self._rate_limits: list[_RateLimit] = []
         self._stalls: dict[str, threading.Event] = {}
@@ -118,9 +144,7 @@ class SlackStandIn:
     def start(self) -> SlackStandIn:
         self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
-        self._ws = serve(
-            self._socket_session, "127.0.0.1", 0, compression=None, ping_interval=None
-        )
+        self._ws = serve(self._socket_session, "127.0.0.1", 0, compression=None)
         http_loop = lambda: self._http.serve_forever(poll_interval=0.05)  # noqa: E731
         for target, name in ((http_loop, "http"), (self._ws.serve_forever, "ws")):
             thread = threading.Thread(target=target, name=f"slack-standin-{name}", daemon=True)
@@ -228,10 +252,12 @@ class SlackStandIn:
         with self._lock:
             return self._ws_conn is not None
 
-    def say(
-        self, user: str, channel: str, text: str, *, thread_ts: str | None = None
-    ) -> str:
+    def say(self, user: str, channel: str, text: str, *, thread_ts: str | None = None) -> str:
         """A person writes ``text`` in ``channel``: deliver the event, wait for the ack; the ts."""
+        with self._lock:
+            kind = self.channels[channel].kind
+        if _HISTORY_SCOPE.get(kind) not in self.scopes:
+            raise AssertionError(f"the app would not hear {kind} messages (no history scope)")
         ts = self._next_ts()
         event: dict[str, Any] = {
             "type": "message",
@@ -309,6 +335,11 @@ class SlackStandIn:
             return _Reply(200, {"ok": True, "url": f"{self.ws_url}?ticket={uuid.uuid4()}"})
         if token != self.bot_token:
             return _Reply(200, {"ok": False, "error": "invalid_auth"})
+        missing = self._missing_scope(method, args)
+        if missing:
+            with self._lock:
+                self.missing_scopes.append((method, missing))
+            return _Reply(200, {"ok": False, "error": "missing_scope", "needed": missing})
         if method == "chat.postMessage":
             return self._post_message(args)
         handler = _METHODS.get(method)
@@ -319,11 +350,34 @@ class SlackStandIn:
         with self._lock:
             return handler(self, args)
 
+    def _missing_scope(self, method: str, args: dict[str, Any]) -> str | None:
+        """The scope ``method`` needs here that the bot token lacks (None: allowed)."""
+        needed = {
+            "chat.postMessage": ["chat:write"],
+            "conversations.open": ["im:write"],
+            "conversations.join": ["channels:join"],
+            "users.info": ["users:read"],
+            "users.list": ["users:read"],
+            "bots.info": ["users:read"],
+            "team.info": ["team:read"],
+        }.get(method, [])
+        if method == "conversations.list":
+            kinds = str(args.get("types") or "public_channel").split(",")
+            needed = [_READ_SCOPE.get(kind, "unknown") for kind in kinds]
+        elif method == "conversations.info":
+            with self._lock:
+                channel = self.channels.get(str(args.get("channel", "")))
+            needed = [_READ_SCOPE[channel.kind]] if channel else []
+        return next((scope for scope in needed if scope not in self.scopes), None)
+
     def _post_message(self, args: dict[str, Any]) -> _Reply:
         channel_id = str(args.get("channel", ""))
         with self._lock:
             stall = self._stalls.get(channel_id)
         if stall is not None:
+            with self._changed:
+                self.stalled.append(channel_id)
+                self._changed.notify_all()
             stall.wait(60)  # a stalled post is never taken: the bot died or gave up waiting
             return _Reply(500, {"ok": False, "error": "internal_error"})
         with self._changed:
@@ -405,7 +459,7 @@ def _auth_test(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
         "bot_id": BOT_ID,
         "is_enterprise_install": False,
     }
-    return _Reply(200, body, {"x-oauth-scopes": BOT_SCOPES})
+    return _Reply(200, body, {"x-oauth-scopes": ",".join(sorted(standin.scopes))})
 
 
 def _users_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
@@ -421,7 +475,9 @@ def _users_list(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
 
 
 def _team_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    return _Reply(200, {"ok": True, "team": {"id": TEAM_ID, "name": "Stand-in", "domain": TEAM_DOMAIN}})
+    return _Reply(
+        200, {"ok": True, "team": {"id": TEAM_ID, "name": "Stand-in", "domain": TEAM_DOMAIN}}
+    )
 
 
 def _bots_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
@@ -441,8 +497,7 @@ def _conversations_list(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
     types = set(str(args.get("types") or "public_channel").split(","))
     listed = []
     for channel in standin.channels.values():
-        kind = "im" if channel.im_user else "private_channel" if channel.private else "public_channel"
-        if kind not in types or (exclude_archived and channel.archived):
+        if channel.kind not in types or (exclude_archived and channel.archived):
             continue
         listed.append(standin._channel_doc(channel))
     return _Reply(200, {"ok": True, "channels": listed, "response_metadata": {"next_cursor": ""}})
@@ -456,8 +511,11 @@ def _conversations_open(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
 
 
 def _conversations_join(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    body = {"ok": False, "error": "missing_scope", "needed": "channels:join", "provided": BOT_SCOPES}
-    return _Reply(200, body)
+    channel = standin.channels.get(str(args.get("channel", "")))
+    if channel is None:
+        return _Reply(200, {"ok": False, "error": "channel_not_found"})
+    channel.member = True  # only reached with channels:join, which the manifest leaves out
+    return _Reply(200, {"ok": True, "channel": standin._channel_doc(channel)})
 
 
 _METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], _Reply]] = {

@@ -8,7 +8,6 @@ on the stand-in's records.
 
 from __future__ import annotations
 
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,8 @@ import pytest
 from att_sms.chat_posting import PostFailed, post_confirmed, slack_escape
 from errbot.backends.base import Message
 from slack_render import render_call
-from slack_standin import BOT_USER_ID, SlackStandIn
+from slack_standin import SlackStandIn
+from slack_worlds import slack_backend
 
 pytestmark = pytest.mark.slack
 
@@ -39,27 +39,7 @@ def standin() -> Iterator[SlackStandIn]:
 
 @pytest.fixture
 def backend(standin: SlackStandIn, tmp_path: Path) -> Any:
-    """slackv3's SlackBackend, connected to the stand-in's Web API (no Socket Mode needed)."""
-    from errbot.bootstrap import bot_config_defaults
-    from slack_sdk.web import WebClient
-    from slackv3.person import SlackPerson
-    from slackv3.slackv3 import SlackBackend
-
-    config = types.ModuleType("slack_suite_config")
-    config.BOT_IDENTITY = {"token": standin.bot_token, "app_token": standin.app_token}
-    config.BOT_ADMINS = ("U0ADMIN01",)
-    config.BOT_DATA_DIR = str(tmp_path)
-    bot_config_defaults(config)
-    # The backend assumes one instance per process (lru_cache'd lookups, __hash__ = 0).
-    for cached in ("get_im_channel", "channelid_to_channelname", "channelname_to_channelid"):
-        getattr(SlackBackend, cached).cache_clear()
-    bot = SlackBackend(config)
-    bot.slack_web = WebClient(token=standin.bot_token, base_url=standin.api_url)
-    bot.auth = bot.slack_web.auth_test()
-    bot.bot_identifier = SlackPerson(bot.slack_web, BOT_USER_ID)
-    # errbot's core hands every sent message to the active plugins; there are none here.
-    bot.plugin_manager = types.SimpleNamespace(get_all_active_plugins=lambda: [])
-    return bot
+    return slack_backend(standin, tmp_path)
 
 
 def test_a_channel_post_is_confirmed_and_reaches_slack_escaped_and_inert(
@@ -79,7 +59,9 @@ def test_a_channel_post_is_confirmed_and_reaches_slack_escaped_and_inert(
 def test_a_named_channel_a_person_and_a_thread(standin: SlackStandIn, backend: Any) -> None:
     post_confirmed(backend, backend.build_identifier("#open"), "by name")
     post_confirmed(backend, backend.build_identifier(f"<@{ALICE}>"), "to alice")
-    post_confirmed(backend, backend.build_identifier("<#C0OPEN001>"), "in a thread", thread_ts="17.000001")
+    post_confirmed(
+        backend, backend.build_identifier("<#C0OPEN001>"), "in a thread", thread_ts="17.000001"
+    )
     by_name, threaded = standin.posts("C0OPEN001")
     assert (by_name.text, by_name.thread_ts) == ("by name", None)
     assert (threaded.text, threaded.thread_ts) == ("in a thread", "17.000001")
@@ -124,7 +106,9 @@ def test_the_backends_own_send_swallows_what_post_confirmed_reports(
     standin: SlackStandIn, backend: Any
 ) -> None:
     """Why chat_posting exists: slackv3's send_message returns normally on not_in_channel."""
-    message = Message("lost", frm=backend.bot_identifier, to=backend.build_identifier("<#C0CLOSED1>"))
+    message = Message(
+        "lost", frm=backend.bot_identifier, to=backend.build_identifier("<#C0CLOSED1>")
+    )
     backend.send_message(message)  # no exception...
     assert [a.error for a in standin.refused("C0CLOSED1")] == ["not_in_channel"]  # ...yet refused
 

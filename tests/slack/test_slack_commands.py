@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import ALICE, MALLORY, World
 from slack_procs import ADMIN_ID
+from slack_worlds import ALICE, MALLORY, World
 
 pytestmark = pytest.mark.slack
 
@@ -44,7 +44,11 @@ def test_send_status_and_inbox_are_answered_where_they_were_typed(
         expect=lambda text: text.startswith(f"Message {message_id}"),
     )  # fmt: skip
     inbox, _ = slack_world.command(
-        ALICE, channel, "!sms inbox", thread_ts=thread, expect=lambda text: text.startswith("Inbox:")
+        ALICE,
+        channel,
+        "!sms inbox",
+        thread_ts=thread,
+        expect=lambda text: text.startswith("Inbox:"),
     )
     for answer in (sent, status, inbox):
         assert (answer.channel, answer.thread_ts) == (channel, thread), answer
@@ -66,8 +70,10 @@ def test_bot_admins_are_bare_slack_user_ids(slack_world: World) -> None:
     assert refused in answer.text
 
 
-def test_access_controls_match_slack_user_ids(slack_world: World) -> None:
-    """ACCESS_CONTROLS {'AttSms:sms_send': {'allowusers': ('U0ALICE01', ...)}} keeps others out."""
+def test_access_controls_match_slack_user_and_channel_ids(slack_world: World) -> None:
+    """ACCESS_CONTROLS {'AttSms:sms_send': {'allowusers': ('U0ALICE01', ...),
+    'allowrooms': ('C0CMDS001',)}}: others are kept out, and Alice out of other channels."""
     answer, _ = slack_world.command(MALLORY, CHANNEL, "!sms send +12125550100 let me in")
-    assert "not allowed to access this command" in answer.text
-    assert "message id" not in answer.text
+    assert "not allowed to access this command from this user" in answer.text
+    answer, _ = slack_world.command(ALICE, "C0ROUTE01", "!sms send +12125550100 from here?")
+    assert "not allowed to access this command from this room" in answer.text

@@ -114,7 +114,7 @@ class SqliteDatabase(Database):
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=30
             )
             self._db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            self._db.execute("PRAGMA journal_mode=WAL")
+            _use_wal(self._db)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {self.path}: {exc}") from None
         self._lock = threading.RLock()
@@ -153,3 +153,20 @@ class SqliteDatabase(Database):
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+def _use_wal(db: sqlite3.Connection) -> None:
+    """Switch a new file to WAL; the file remembers it.
+
+    Two connections opening a new file at once (the bot and its fetch child) can find it
+    locked: the switch does not wait for the busy timeout, so it is retried here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)

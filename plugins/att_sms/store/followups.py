@@ -74,9 +74,10 @@ class FollowUpTables:
     def finish_follow_up(self, message_id: str) -> bool:
         """Stop following a message; False when it was already finished (by another replica)."""
         with self._db.transaction() as tx:
-            return tx.execute(
-                "DELETE FROM att_followups WHERE message_id = ?", (message_id,)
-            ).rowcount > 0
+            return (
+                tx.execute("DELETE FROM att_followups WHERE message_id = ?", (message_id,)).rowcount
+                > 0
+            )
 
     def follow_up_count(self) -> int:
         with self._db.transaction() as tx:

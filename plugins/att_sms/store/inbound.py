@@ -138,7 +138,7 @@ class InboundTables:
     ) -> StoredInbound | None:
         key = message_key(registration_id, message)
         sender = message.sender_address or ""
-        note = self._apply_opt_keyword(tx, sender, message.message, now)
+        opt = self._opt_change(sender, message.message)
         row = tx.one(
             "INSERT INTO att_inbound (key, registration_id, message_id, sender_address, message,"
             " destination_address, date_time, fetched_at, note) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -152,26 +152,24 @@ class InboundTables:
                 message.destination_address,
                 message.date_time,
                 now,
-                note,
+                OPT_NOTES[opt[0]] if opt else None,
             ),
         )
-        return StoredInbound(*row) if row else None
+        if row is None:
+            return None  # a re-delivered STOP must not undo a START sent since
+        if opt:
+            _apply_opt(tx, *opt, now)
+        return StoredInbound(*row)
 
-    def _apply_opt_keyword(self, tx: Tx, sender: str, text: str, now: float) -> str | None:
+    def _opt_change(self, sender: str, text: str) -> tuple[str, str] | None:
+        """``("out"|"in", tel)`` when the message is STOP or START from a phone number."""
         keyword = policy.opt_keyword(text)
         if keyword is None:
             return None
         tel = canonical_sender(sender, self.default_region)
         if not tel.startswith("tel:+"):
             return None  # not a number we could ever send to
-        if keyword == "out":
-            tx.execute(
-                "INSERT INTO att_optouts (tel, since) VALUES (?, ?) ON CONFLICT DO NOTHING",
-                (tel, now),
-            )
-        else:
-            tx.execute("DELETE FROM att_optouts WHERE tel = ?", (tel,))
-        return OPT_NOTES[keyword]
+        return keyword, tel
 
     def pending(self, registration_id: str | None = None) -> list[StoredInbound]:
         """Messages stored but not yet posted, oldest first."""
@@ -227,3 +225,12 @@ class InboundTables:
                 (seq,),
             )
         return InboundOrigin(*row) if row else None
+
+
+def _apply_opt(tx: Tx, keyword: str, tel: str, now: float) -> None:
+    if keyword == "out":
+        tx.execute(
+            "INSERT INTO att_optouts (tel, since) VALUES (?, ?) ON CONFLICT DO NOTHING", (tel, now)
+        )
+    else:
+        tx.execute("DELETE FROM att_optouts WHERE tel = ?", (tel,))

@@ -65,7 +65,9 @@ class PagingTables:
     def optouts(self) -> list[tuple[str, float]]:
         """Every opted-out number with the time it opted out, by number."""
         with self._db.transaction() as tx:
-            return [(t, float(s)) for t, s in tx.all("SELECT tel, since FROM att_optouts ORDER BY tel")]
+            return [
+                (t, float(s)) for t, s in tx.all("SELECT tel, since FROM att_optouts ORDER BY tel")
+            ]
 
     # -- quotas ------------------------------------------------------------------
 

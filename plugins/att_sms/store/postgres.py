@@ -108,19 +108,30 @@ class PostgresDatabase(Database):
         self._release(conn)
 
     def _begin(self, durable: bool) -> tuple[Any, Any]:
-        """A connection in a new transaction; a pooled one the server dropped is replaced."""
+        """A connection in a new transaction; pooled ones the server dropped are replaced."""
         begin = "BEGIN" if durable else "BEGIN; SET LOCAL synchronous_commit = off"
-        for attempt in (1, 2):
-            conn = self._acquire()
+        conn = self._acquire()
+        try:
             cursor = conn.cursor()
-            try:
-                cursor.execute(begin)
-                return conn, cursor
-            except psycopg.OperationalError:
-                conn.close()
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+            cursor.execute(begin)
+            return conn, cursor
+        except psycopg.OperationalError:
+            conn.close()
+            self._discard_idle()  # after a server restart every pooled connection is dead
+        conn = self._connect()
+        try:
+            cursor = conn.cursor()
+            cursor.execute(begin)
+        except BaseException:
+            conn.close()
+            raise
+        return conn, cursor
+
+    def _discard_idle(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     # -- the server's clock ------------------------------------------------------
 
@@ -174,9 +185,7 @@ class PostgresDatabase(Database):
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            conn.close()
+        self._discard_idle()
 
 
 def _connection_params(url: str, password: str | None) -> dict[str, Any]:

@@ -1,0 +1,19 @@
+"""The AttSms plugin's package: everything but ``errbot_plugin`` is plain Python (no errbot).
+
+``SOURCE_MTIMES`` records the package's source files as they were when it was imported, so
+the plugin module can tell, when errbot re-executes it (``!plugin reload``), whether the
+package's code changed on disk and must be imported again.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def source_mtimes() -> dict[str, float]:
+    """Modification time of every ``.py`` file of the package, by path."""
+    root = Path(__file__).resolve().parent
+    return {str(path): path.stat().st_mtime for path in sorted(root.rglob("*.py"))}
+
+
+SOURCE_MTIMES = source_mtimes()

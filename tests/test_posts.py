@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from att_sms.store import StoredInbound
 from att_sms.posts import build_posts
+from att_sms.store import StoredInbound
 
 
 def stored(i: int, text: str = "ok") -> StoredInbound:

@@ -32,12 +32,17 @@ def _drop_changed_package() -> None:
 
 _drop_changed_package()
 
+from errbot import BotPlugin, ValidationException, botcmd  # noqa: E402
+
 from att_sms.client import AttSmsClient  # noqa: E402
 from att_sms.formatting import echo  # noqa: E402
+from att_sms.metrics import Metrics  # noqa: E402
 from att_sms.numbers import NumberRules  # noqa: E402
 from att_sms.plugin_directory import DirectoryCommands  # noqa: E402
 from att_sms.plugin_followup import FollowUps  # noqa: E402
+from att_sms.plugin_health import HealthCommands  # noqa: E402
 from att_sms.plugin_inbound import InboundPoller  # noqa: E402
+from att_sms.plugin_pages import PageCommands  # noqa: E402
 from att_sms.plugin_sending import SendCommands  # noqa: E402
 from att_sms.settings import (  # noqa: E402
     CONFIG_TEMPLATE,
@@ -49,7 +54,6 @@ from att_sms.settings import (  # noqa: E402
 )
 from att_sms.store import Store, StoreError, open_store  # noqa: E402
 from att_sms.store.legacy import import_legacy, legacy_ledger_path  # noqa: E402
-from errbot import BotPlugin, ValidationException, botcmd  # noqa: E402
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -71,7 +75,15 @@ def _own_commands(cls: type) -> type:
 
 
 @_own_commands
-class AttSms(SendCommands, DirectoryCommands, InboundPoller, FollowUps, BotPlugin):
+class AttSms(
+    SendCommands,
+    PageCommands,
+    DirectoryCommands,
+    HealthCommands,
+    InboundPoller,
+    FollowUps,
+    BotPlugin,
+):
     """Send SMS, check delivery and see the replies, through an AT&T-style SMS API."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -84,6 +96,7 @@ class AttSms(SendCommands, DirectoryCommands, InboundPoller, FollowUps, BotPlugi
         self._generation = 0  # bumped by every (de)activation; stale poll chains stop
         self._inflight = 0
         self._inflight_done = threading.Condition()
+        self.metrics = Metrics()
         self._init_inbound()
 
     # ----------------------------------------------------------------- configuration
@@ -118,6 +131,8 @@ class AttSms(SendCommands, DirectoryCommands, InboundPoller, FollowUps, BotPlugi
         self._start_inbound(generation)
         if self._settings.follow_up:
             self.start_poller(1.0, self._follow_up_tick, args=(generation,))
+        self._start_pages(generation)
+        self._start_health(generation)
 
     def _open_store(self, settings: Settings) -> Store:
         data_dir = Path(self.bot_config.BOT_DATA_DIR)
@@ -134,12 +149,13 @@ class AttSms(SendCommands, DirectoryCommands, InboundPoller, FollowUps, BotPlugi
         self._generation += 1
         # stop_poller raises ValueError after super().deactivate() has cleared the pollers.
         for method, args, kwargs in list(self.current_pollers):
-            if method in (self._poll_tick, self._follow_up_tick):
-                try:
-                    self.stop_poller(method, args, kwargs)
-                except ValueError:
-                    pass
+            try:
+                self.stop_poller(method, args, kwargs)
+            except ValueError:
+                pass
         super().deactivate()
+        self._stop_health()
+        self._stop_pages()
         self._stop_inbound()
         # A send that reached the carrier still gets its reply, audit entry and follow-up.
         with self._inflight_done:
@@ -170,6 +186,7 @@ class AttSms(SendCommands, DirectoryCommands, InboundPoller, FollowUps, BotPlugi
             settings.client_secret,
             settings.scope,
             read_timeout=settings.read_timeout,
+            observer=self.metrics.observe_exchange,
         )
 
     def _not_configured(self) -> str:

@@ -58,6 +58,7 @@ class InboundPoller:
     def _start_inbound(self, generation: int) -> None:
         settings = self._settings
         self._routes = {reg: RouteState() for reg in settings.inbox_routes}
+        self.metrics.track_registrations(settings.inbox_routes)
         self._post_problems, self._post_retry_at = {}, {}
         if settings.poll_interval > 0 and settings.inbox_routes:
             self.start_poller(POLL_TICK, self._poll_tick, args=(generation,))
@@ -116,13 +117,20 @@ class InboundPoller:
         errors: dict[str, str] = {}
         for registration in registrations:
             state = self._routes.setdefault(registration, RouteState())
+            started = time.monotonic()
             try:
                 fetched[registration] = self._drain(registration)
             except AttSmsError as exc:
                 errors[registration] = str(exc)
                 self._route_failed(registration, state, str(exc))
+                self.metrics.poll_failed(registration)
             else:
                 self._route_ok(registration, state)
+                self.metrics.poll_succeeded(registration)
+                self.metrics.inbound_fetched(registration, fetched[registration])
+            if self._fetcher is not None:  # the child's exchanges are not seen by the observer
+                outcome = "error" if registration in errors else "ok"
+                self.metrics.observe_exchange("inbox", time.monotonic() - started, outcome)
         return fetched, errors
 
     def _route_ok(self, registration: str, state: RouteState) -> None:
@@ -224,12 +232,13 @@ class InboundPoller:
             return f"cannot post to {target!r}: {exc}"
         if not _in_room(identifier):
             return f"the bot is not in {target} yet (joining); kept"
+        extra = self._inbound_notes(messages)
         posts = build_posts(
             messages,
             combine_above=settings.combine_above,
             name_of=store.name_of_sender,
             handle_of=_handle_of,
-            note_of=_note_of,
+            note_of=lambda m: "; ".join(n for n in (m.note, extra.get(m.key)) if n) or None,
         )
         for post in posts:
             try:
@@ -239,7 +248,12 @@ class InboundPoller:
                     self._post_retry_at[registration] = time.monotonic() + exc.retry_after
                 return f"cannot post to {target}: {exc.reason}; kept"
             store.mark_posted(post.keys)
+            self.metrics.inbound_posted(registration, len(post.keys))
         return None
+
+    def _inbound_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
+        """Notes to add to posts (by message key), e.g. an acknowledged page; none here."""
+        return {}
 
     # ----------------------------------------------------------------- !sms inbox
 
@@ -288,10 +302,6 @@ class InboundPoller:
 
 def _handle_of(message: StoredInbound) -> str:
     return message.handle
-
-
-def _note_of(message: StoredInbound) -> str | None:
-    return message.note
 
 
 def _in_room(identifier: Any) -> bool:

@@ -21,7 +21,7 @@ from .errors import AttSmsError, NotFoundError
 from .formatting import echo
 from .numbers import NumberError, NumberRules, canonical_sender, display_number
 from .policy import QuotaError
-from .sending import send_parts
+from .sending import SendReport, send_parts
 from .settings import Settings
 from .splitting import MessageError, describe_cost, plan_message
 from .store import FollowUp, Store
@@ -61,6 +61,14 @@ def dedup_key(addresses: list[str], text: str) -> str:
     """The same text to the same recipients, whatever their order."""
     blob = "\x1f".join(sorted(addresses)) + "\x1e" + text
     return hashlib.sha256(blob.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What came of one send: the reply, and the carrier's report when it was attempted."""
+
+    reply: str
+    report: SendReport | None = None
 
 
 class SendCommands:
@@ -126,7 +134,14 @@ class SendCommands:
         finally:
             self._end_command()
 
-    def _page(
+    def _page(self, msg: Any, ctx: Context, **kwargs: Any) -> str:
+        """The send pipeline (see the module docstring). Returns the one reply."""
+        delivery = self._deliver(msg, ctx, **kwargs)
+        outcome = delivery.report.audit_outcome().split(":")[0] if delivery.report else "refused"
+        self.metrics.record_send("refused" if outcome == "failed" else outcome)
+        return delivery.reply
+
+    def _deliver(
         self,
         msg: Any,
         ctx: Context,
@@ -136,8 +151,8 @@ class SendCommands:
         addresses: list[str] | None = None,
         again: bool = False,
         sender: str | None = None,
-    ) -> str:
-        """The send pipeline (see the module docstring). Returns the one reply."""
+    ) -> Delivery:
+        """Resolve, check and send; the reply and the carrier's report."""
         settings, store = ctx.settings, ctx.store
         try:
             plan = plan_message(
@@ -147,7 +162,7 @@ class SendCommands:
                 recipients = directory.resolve(store.directory(), tokens or [], ctx.rules)
                 addresses = [r.tel for r in recipients]
         except (MessageError, directory.DirectoryError, NumberError) as exc:
-            return f"Not sent: {echo(str(exc), 400)}"
+            return Delivery(f"Not sent: {echo(str(exc), 400)}")
         refused = store.opted_out(addresses)
         allowed = [a for a in addresses if a not in refused]
         opted = (
@@ -156,7 +171,7 @@ class SendCommands:
             else ""
         )
         if not allowed:
-            return f"Not sent: every recipient opted out ({', '.join(sorted(refused))})."
+            return Delivery(f"Not sent: every recipient opted out ({', '.join(sorted(refused))}).")
         user = self._user_of(msg)
         key = dedup_key(allowed, plan.text)
         if settings.dedup_window > 0 and not again:
@@ -166,14 +181,14 @@ class SendCommands:
                     who=user, recipients=allowed, parts=len(plan.parts), message_ids=[],
                     outcome=f"refused: duplicate of {', '.join(earlier['message_ids']) or 'an earlier send'}",
                 )  # fmt: skip
-                return _duplicate_reply(earlier, store.now())
+                return Delivery(_duplicate_reply(earlier, store.now()))
         units = plan.segments * len(allowed)
         try:
             reservation = store.reserve_quota(
                 user, units, settings.rate_limit, settings.daily_limit
             )
         except QuotaError as exc:
-            return f"Not sent: {exc}"
+            return Delivery(f"Not sent: {exc}")
         report = send_parts(
             ctx.client,
             allowed,
@@ -183,7 +198,7 @@ class SendCommands:
         )
         self._record_send(ctx, msg, user, reservation, report, key, len(plan.parts))
         cost = describe_cost(plan, len(allowed)) if plan.segments > 1 else None
-        return report.reply_line() + (f" ({cost})" if cost else "") + opted
+        return Delivery(report.reply_line() + (f"; {cost}" if cost else "") + opted, report)
 
     def _record_send(
         self, ctx: Context, msg: Any, user: str, reservation: int, report: Any, key: str, parts: int

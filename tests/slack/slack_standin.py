@@ -27,38 +27,24 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from websockets.sync.server import Server, ServerConnection, serve
-
-TEAM_ID = "T0STANDIN"
-TEAM_DOMAIN = "standin"
-BOT_USER_ID = "U0BOT0001"
-BOT_ID = "B0BOT0001"
-BOT_NAME = "attsms"
-APP_ID = "A0STANDIN"
-#: The bot token's scopes: exactly docs/SLACK.md's manifest. Every Web API method and every
-#: event checks the scope it needs (Slack answers ``missing_scope``), so a suite that passes
-#: shows these scopes are enough.
-BOT_SCOPES = (
-    "channels:history,channels:read,chat:write,groups:history,groups:read,im:history,im:read,"
-    "im:write,mpim:read,team:read,users:read"
+from slack_webapi import (
+    APP_ID,
+    BOT_ID,
+    BOT_NAME,
+    BOT_SCOPES,
+    BOT_USER_ID,
+    HISTORY_SCOPE,
+    METHODS,
+    TEAM_ID,
+    Reply,
+    handler_for,
+    missing_scope,
 )
-#: Scope a kind of conversation needs to be read (conversations.info/list) or heard (events).
-_READ_SCOPE = {
-    "public_channel": "channels:read",
-    "private_channel": "groups:read",
-    "im": "im:read",
-    "mpim": "mpim:read",
-}
-_HISTORY_SCOPE = {
-    "public_channel": "channels:history",
-    "private_channel": "groups:history",
-    "im": "im:history",
-}
+from websockets.sync.server import Server, ServerConnection, serve
 
 
 @dataclass
@@ -103,13 +89,6 @@ class _RateLimit:
     channel: str | None
 
 
-@dataclass
-class _Reply:
-    status: int
-    body: dict[str, Any]
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 class SlackStandIn:
     """Slack's Web API and Socket Mode on loopback; start() it, stop() it."""
 
@@ -142,7 +121,7 @@ class SlackStandIn:
     # ------------------------------------------------------------------ lifecycle
 
     def start(self) -> SlackStandIn:
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._http = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(self))
         self._http.daemon_threads = True
         self._ws = serve(self._socket_session, "127.0.0.1", 0, compression=None)
         http_loop = lambda: self._http.serve_forever(poll_interval=0.05)  # noqa: E731
@@ -256,7 +235,7 @@ class SlackStandIn:
         """A person writes ``text`` in ``channel``: deliver the event, wait for the ack; the ts."""
         with self._lock:
             kind = self.channels[channel].kind
-        if _HISTORY_SCOPE.get(kind) not in self.scopes:
+        if HISTORY_SCOPE.get(kind) not in self.scopes:
             raise AssertionError(f"the app would not hear {kind} messages (no history scope)")
         ts = self._next_ts()
         event: dict[str, Any] = {
@@ -324,53 +303,33 @@ class SlackStandIn:
 
     # ------------------------------------------------------------------ Web API
 
-    def handle(self, method: str, token: str | None, args: dict[str, Any]) -> _Reply:
+    def handle(self, method: str, token: str | None, args: dict[str, Any]) -> Reply:
         with self._lock:
             self.calls.append((method, dict(args)))
         if method == "apps.connections.open":
             if token != self.app_token:
-                return _Reply(200, {"ok": False, "error": "invalid_auth"})
+                return Reply(200, {"ok": False, "error": "invalid_auth"})
             with self._lock:
                 self.connections_opened += 1
-            return _Reply(200, {"ok": True, "url": f"{self.ws_url}?ticket={uuid.uuid4()}"})
+            return Reply(200, {"ok": True, "url": f"{self.ws_url}?ticket={uuid.uuid4()}"})
         if token != self.bot_token:
-            return _Reply(200, {"ok": False, "error": "invalid_auth"})
-        missing = self._missing_scope(method, args)
+            return Reply(200, {"ok": False, "error": "invalid_auth"})
+        missing = missing_scope(self, method, args)
         if missing:
             with self._lock:
                 self.missing_scopes.append((method, missing))
-            return _Reply(200, {"ok": False, "error": "missing_scope", "needed": missing})
+            return Reply(200, {"ok": False, "error": "missing_scope", "needed": missing})
         if method == "chat.postMessage":
             return self._post_message(args)
-        handler = _METHODS.get(method)
+        handler = METHODS.get(method)
         if handler is None:
             with self._lock:
                 self.unknown_methods.append(method)
-            return _Reply(200, {"ok": False, "error": "unknown_method"})
+            return Reply(200, {"ok": False, "error": "unknown_method"})
         with self._lock:
             return handler(self, args)
 
-    def _missing_scope(self, method: str, args: dict[str, Any]) -> str | None:
-        """The scope ``method`` needs here that the bot token lacks (None: allowed)."""
-        needed = {
-            "chat.postMessage": ["chat:write"],
-            "conversations.open": ["im:write"],
-            "conversations.join": ["channels:join"],
-            "users.info": ["users:read"],
-            "users.list": ["users:read"],
-            "bots.info": ["users:read"],
-            "team.info": ["team:read"],
-        }.get(method, [])
-        if method == "conversations.list":
-            kinds = str(args.get("types") or "public_channel").split(",")
-            needed = [_READ_SCOPE.get(kind, "unknown") for kind in kinds]
-        elif method == "conversations.info":
-            with self._lock:
-                channel = self.channels.get(str(args.get("channel", "")))
-            needed = [_READ_SCOPE[channel.kind]] if channel else []
-        return next((scope for scope in needed if scope not in self.scopes), None)
-
-    def _post_message(self, args: dict[str, Any]) -> _Reply:
+    def _post_message(self, args: dict[str, Any]) -> Reply:
         channel_id = str(args.get("channel", ""))
         with self._lock:
             stall = self._stalls.get(channel_id)
@@ -379,7 +338,7 @@ class SlackStandIn:
                 self.stalled.append(channel_id)
                 self._changed.notify_all()
             stall.wait(60)  # a stalled post is never taken: the bot died or gave up waiting
-            return _Reply(500, {"ok": False, "error": "internal_error"})
+            return Reply(500, {"ok": False, "error": "internal_error"})
         with self._changed:
             reply = self._post_outcome(channel_id, args)
             attempt = PostAttempt(
@@ -396,27 +355,27 @@ class SlackStandIn:
             self._changed.notify_all()
         return reply
 
-    def _post_outcome(self, channel_id: str, args: dict[str, Any]) -> _Reply:
+    def _post_outcome(self, channel_id: str, args: dict[str, Any]) -> Reply:
         for limit in self._rate_limits:
             if limit.remaining > 0 and limit.channel in (None, channel_id):
                 limit.remaining -= 1
-                return _Reply(
+                return Reply(
                     429,
                     {"ok": False, "error": "ratelimited"},
                     {"Retry-After": str(limit.retry_after)},
                 )
         channel = self._channel_by_id_or_name(channel_id)
         if channel is None:
-            return _Reply(200, {"ok": False, "error": "channel_not_found"})
+            return Reply(200, {"ok": False, "error": "channel_not_found"})
         if channel.archived:
-            return _Reply(200, {"ok": False, "error": "is_archived"})
+            return Reply(200, {"ok": False, "error": "is_archived"})
         if not channel.member and channel.im_user is None:
-            return _Reply(200, {"ok": False, "error": "not_in_channel"})
+            return Reply(200, {"ok": False, "error": "not_in_channel"})
         if not str(args.get("text", "")).strip() and not args.get("blocks"):
-            return _Reply(200, {"ok": False, "error": "no_text"})
+            return Reply(200, {"ok": False, "error": "no_text"})
         ts = self._next_ts()
         message = {"type": "message", "user": BOT_USER_ID, "text": args.get("text"), "ts": ts}
-        return _Reply(200, {"ok": True, "channel": channel.id, "ts": ts, "message": message})
+        return Reply(200, {"ok": True, "channel": channel.id, "ts": ts, "message": message})
 
     def _channel_by_id_or_name(self, key: str) -> Channel | None:
         if key in self.channels:
@@ -426,169 +385,6 @@ class SlackStandIn:
 
     def _next_ts(self) -> str:
         return f"{int(time.time())}.{next(self._ts):06d}"
-
-    def _channel_doc(self, channel: Channel) -> dict[str, Any]:
-        if channel.im_user is not None:
-            return {"id": channel.id, "is_im": True, "user": channel.im_user, "is_open": True}
-        return {
-            "id": channel.id,
-            "name": channel.name,
-            "is_channel": not channel.private,
-            "is_group": channel.private,
-            "is_im": False,
-            "is_mpim": False,
-            "is_private": channel.private,
-            "is_archived": channel.archived,
-            "is_member": channel.member,
-            "topic": {"value": ""},
-            "purpose": {"value": ""},
-        }
-
-
-# ---------------------------------------------------------------------- Web API methods
-
-
-def _auth_test(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    body = {
-        "ok": True,
-        "url": f"https://{TEAM_DOMAIN}.slack.com/",
-        "team": "Stand-in",
-        "user": BOT_NAME,
-        "team_id": TEAM_ID,
-        "user_id": BOT_USER_ID,
-        "bot_id": BOT_ID,
-        "is_enterprise_install": False,
-    }
-    return _Reply(200, body, {"x-oauth-scopes": ",".join(sorted(standin.scopes))})
-
-
-def _users_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    user = standin.users.get(str(args.get("user", "")))
-    if user is None:
-        return _Reply(200, {"ok": False, "error": "user_not_found"})
-    return _Reply(200, {"ok": True, "user": user})
-
-
-def _users_list(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    members = list(standin.users.values())
-    return _Reply(200, {"ok": True, "members": members, "response_metadata": {"next_cursor": ""}})
-
-
-def _team_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    return _Reply(
-        200, {"ok": True, "team": {"id": TEAM_ID, "name": "Stand-in", "domain": TEAM_DOMAIN}}
-    )
-
-
-def _bots_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    bot = {"id": args.get("bot"), "name": BOT_NAME, "app_id": APP_ID, "user_id": BOT_USER_ID}
-    return _Reply(200, {"ok": True, "bot": bot})
-
-
-def _conversations_info(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    channel = standin.channels.get(str(args.get("channel", "")))
-    if channel is None:
-        return _Reply(200, {"ok": False, "error": "channel_not_found"})
-    return _Reply(200, {"ok": True, "channel": standin._channel_doc(channel)})
-
-
-def _conversations_list(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    exclude_archived = str(args.get("exclude_archived", "0")).lower() in ("1", "true")
-    types = set(str(args.get("types") or "public_channel").split(","))
-    listed = []
-    for channel in standin.channels.values():
-        if channel.kind not in types or (exclude_archived and channel.archived):
-            continue
-        listed.append(standin._channel_doc(channel))
-    return _Reply(200, {"ok": True, "channels": listed, "response_metadata": {"next_cursor": ""}})
-
-
-def _conversations_open(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    user = str(args.get("users", "")).split(",")[0]
-    if user not in standin.users:
-        return _Reply(200, {"ok": False, "error": "user_not_found"})
-    return _Reply(200, {"ok": True, "channel": {"id": standin.im_channel(user)}})
-
-
-def _conversations_join(standin: SlackStandIn, args: dict[str, Any]) -> _Reply:
-    channel = standin.channels.get(str(args.get("channel", "")))
-    if channel is None:
-        return _Reply(200, {"ok": False, "error": "channel_not_found"})
-    channel.member = True  # only reached with channels:join, which the manifest leaves out
-    return _Reply(200, {"ok": True, "channel": standin._channel_doc(channel)})
-
-
-_METHODS: dict[str, Callable[[SlackStandIn, dict[str, Any]], _Reply]] = {
-    "auth.test": _auth_test,
-    "users.info": _users_info,
-    "users.list": _users_list,
-    "team.info": _team_info,
-    "bots.info": _bots_info,
-    "conversations.info": _conversations_info,
-    "conversations.list": _conversations_list,
-    "conversations.open": _conversations_open,
-    "conversations.join": _conversations_join,
-}
-
-
-def _handler_for(standin: SlackStandIn) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def do_GET(self) -> None:  # noqa: N802
-            self._serve()
-
-        def do_POST(self) -> None:  # noqa: N802
-            self._serve()
-
-        def _serve(self) -> None:
-            parts = urlsplit(self.path)
-            if not parts.path.startswith("/api/"):
-                self._answer(_Reply(404, {"ok": False, "error": "not_found"}))
-                return
-            args = _arguments(parts.query, self._body(), self.headers.get("Content-Type", ""))
-            token = _bearer(self.headers.get("Authorization")) or args.pop("token", None)
-            args.pop("token", None)
-            self._answer(standin.handle(parts.path[len("/api/") :], token, args))
-
-        def _body(self) -> bytes:
-            length = int(self.headers.get("Content-Length") or 0)
-            return self.rfile.read(length) if length else b""
-
-        def _answer(self, reply: _Reply) -> None:
-            data = json.dumps(reply.body).encode()
-            try:
-                self.send_response(reply.status)
-                self.send_header("Content-Type", "application/json; charset=utf-8")
-                self.send_header("Content-Length", str(len(data)))
-                for name, value in reply.headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                self.wfile.write(data)
-            except OSError:
-                pass  # the caller went away (a killed bot)
-
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-            return
-
-    return Handler
-
-
-def _arguments(query: str, body: bytes, content_type: str) -> dict[str, Any]:
-    args: dict[str, Any] = {k: v[-1] for k, v in parse_qs(query).items()}
-    if body and "json" in content_type:
-        doc = json.loads(body.decode("utf-8"))
-        if isinstance(doc, dict):
-            args.update(doc)
-    elif body:
-        args.update({k: v[-1] for k, v in parse_qs(body.decode("utf-8")).items()})
-    return args
-
-
-def _bearer(header: str | None) -> str | None:
-    if header and header.lower().startswith("bearer "):
-        return header[7:].strip()
-    return None
 
 
 __all__ = [

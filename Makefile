@@ -20,13 +20,15 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	@touch $(STAMP)
 
 lint: venv
-	$(VENV)/bin/ruff check plugins carrier_sandbox tests benchmarks scripts config_template.py
+	$(VENV)/bin/ruff check plugins carrier_sandbox errbot_storage tests benchmarks scripts config_template.py
 
 test: venv
 	@# The IRC end-to-end tests need ngircd (Debian package; installing it needs root).
 	@# Outside CI a machine without it skips those tests with the reason.
 	bash scripts/ensure-ngircd.sh || test -z "$$CI"
-	$(VENV)/bin/ruff check plugins carrier_sandbox tests benchmarks scripts config_template.py
+	@# The PostgreSQL store's tests need a real server (Debian's postgresql; same rule).
+	bash scripts/ensure-postgres.sh >/dev/null || test -z "$$CI"
+	$(VENV)/bin/ruff check plugins carrier_sandbox errbot_storage tests benchmarks scripts config_template.py
 	$(PY) -m pytest -q -ra
 
 demo: venv

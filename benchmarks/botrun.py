@@ -116,6 +116,11 @@ def storage_in_use(bot: Any) -> str:
     return type(bot.backend.storage_plugin).__name__
 
 
+#: Where AttSms keeps its store. ``_store`` is also errbot's own storage attribute
+#: (StoreMixin), so a rename is proposed; the first one holding a store is used.
+STORE_ATTRIBUTES = ("_sms_store", "_store")
+
+
 def store_of(bot: Any) -> Any:
     """The plugin's store (``att_sms.store.Store``).
 
@@ -123,10 +128,11 @@ def store_of(bot: Any) -> Any:
     has no public view of ``counts()`` or setter for ``seen_limit``, and recording
     history through the store API is what makes 10,000 sends take seconds, not minutes.
     """
-    store = bot.plugin._store
-    if not hasattr(store, "counts"):
-        raise RuntimeError(f"AttSms._store is not the plugin's store: {type(store).__name__}")
-    return store
+    for name in STORE_ATTRIBUTES:
+        store = getattr(bot.plugin, name, None)
+        if hasattr(store, "counts") and hasattr(store, "record_audit"):
+            return store
+    raise RuntimeError(f"AttSms has no store in any of {STORE_ATTRIBUTES}")
 
 
 def ask(bot: Any, text: str, timeout: float = 60) -> tuple[str, int]:

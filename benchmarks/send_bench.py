@@ -202,7 +202,7 @@ def send_figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
             "~0.05 ms; and requests re-reads proxy/CA/netrc settings from the environment on "
             "every request (trust_env, ~0.1 ms; the raw baseline pays it too). Reading the "
             "environment once per session measured 1.40-1.42x, with the quota change too "
-            "1.37-1.47x.",
+            "1.31-1.47x.",
             timing=True,
         )
     )

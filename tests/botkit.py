@@ -46,7 +46,9 @@ class _RecordingTestBot(TestBot):
 class Bot:
     """A started errbot TestBot with the repository's plugins, plus a record of every post."""
 
-    def __init__(self, data_dir: Path | None = None, **extra_config: Any) -> None:
+    def __init__(
+        self, data_dir: Path | None = None, plugin_dir: Path = REPO_ROOT, **extra_config: Any
+    ) -> None:
         config: dict[str, Any] = {
             "BOT_ASYNC": True,
             "BOT_ASYNC_POOLSIZE": 10,
@@ -57,7 +59,7 @@ class Bot:
             data_dir.mkdir(parents=True, exist_ok=True)
             config["BOT_DATA_DIR"] = str(data_dir)
         self._testbot = _RecordingTestBot(
-            extra_plugin_dir=str(REPO_ROOT), loglevel=logging.INFO, extra_config=config
+            extra_plugin_dir=str(plugin_dir), loglevel=logging.INFO, extra_config=config
         )
         self.posts: list[tuple[str, str]] = []  # (recipient, body) of every outgoing message
         self._posts_lock = threading.Lock()

@@ -14,17 +14,22 @@ from pathlib import Path
 from typing import Any
 
 # errbot loads this file by path; make the package beside it importable as ``att_sms``
-# (a unique name: errbot already owns a module called ``plugins``).
+# (a unique name: errbot already owns a module called ``plugins``), ahead of any other copy.
 _PLUGINS_DIR = str(Path(__file__).resolve().parent.parent)
-if _PLUGINS_DIR not in sys.path:
-    sys.path.insert(0, _PLUGINS_DIR)
+if sys.path[:1] != [_PLUGINS_DIR]:
+    sys.path[:] = [_PLUGINS_DIR, *(p for p in sys.path if p != _PLUGINS_DIR)]
 
 
 def _drop_changed_package() -> None:
     """``!plugin reload`` re-executes only this file: when the package's code changed on
-    disk since it was imported, drop its cached modules so the new code is loaded too."""
+    disk since it was imported (or another copy of it was imported), drop its cached
+    modules so that the code beside this file is loaded too."""
     package = sys.modules.get("att_sms")
-    if package is None or getattr(package, "SOURCE_MTIMES", None) == package.source_mtimes():
+    if package is None:
+        return
+    here = str(Path(__file__).resolve().parent)
+    where = str(Path(getattr(package, "__file__", "") or "").resolve().parent)
+    if where == here and getattr(package, "SOURCE_MTIMES", None) == package.source_mtimes():
         return
     for name in [n for n in sys.modules if n == "att_sms" or n.startswith("att_sms.")]:
         del sys.modules[name]
@@ -43,6 +48,7 @@ from att_sms.plugin_followup import FollowUps  # noqa: E402
 from att_sms.plugin_health import HealthCommands  # noqa: E402
 from att_sms.plugin_inbound import InboundPoller  # noqa: E402
 from att_sms.plugin_pages import PageCommands  # noqa: E402
+from att_sms.plugin_replicas import ReplicaCoordination  # noqa: E402
 from att_sms.plugin_sending import SendCommands  # noqa: E402
 from att_sms.settings import (  # noqa: E402
     CONFIG_TEMPLATE,
@@ -82,6 +88,7 @@ class AttSms(
     HealthCommands,
     InboundPoller,
     FollowUps,
+    ReplicaCoordination,
     BotPlugin,
 ):
     """Send SMS, check delivery and see the replies, through an AT&T-style SMS API."""
@@ -128,6 +135,7 @@ class AttSms(
             self._settings, self._settings_problem = None, str(exc)
             log.error("AttSms cannot open its store: %s", exc)
             return
+        self._start_replicas(generation)
         self._start_inbound(generation)
         if self._settings.follow_up:
             self.start_poller(1.0, self._follow_up_tick, args=(generation,))
@@ -157,6 +165,7 @@ class AttSms(
         self._stop_health()
         self._stop_pages()
         self._stop_inbound()
+        self._stop_replicas()
         # A send that reached the carrier still gets its reply, audit entry and follow-up.
         with self._inflight_done:
             self._inflight_done.wait_for(lambda: self._inflight == 0, timeout=INFLIGHT_WAIT)

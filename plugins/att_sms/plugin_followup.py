@@ -30,6 +30,8 @@ class FollowUps:
         store = self._store
         if generation != self._generation or self._settings is None or store is None:
             return
+        if not self._may_work():
+            return
         for task in store.due_follow_ups(store.now()):
             if generation != self._generation:
                 return

@@ -17,7 +17,7 @@ from typing import Any
 from errbot import botcmd
 from errbot.backends.base import Room
 
-from .chat_posting import PostFailed, post_confirmed
+from .chat_posting import PostFailed, is_slack, post_confirmed
 from .errors import AttSmsError, CarrierUnavailable
 from .fetcher import FetcherExited, FetcherProcess, drain_into
 from .formatting import echo
@@ -82,7 +82,7 @@ class InboundPoller:
 
     def _poll_tick(self, generation: int) -> None:
         """One poller run: fetch every due registration, store, post. Never raises."""
-        if generation != self._generation or self._settings is None:
+        if generation != self._generation or self._settings is None or not self._may_work():
             return
         now = time.monotonic()
         due = sorted(reg for reg, state in self._routes.items() if state.next_at <= now)
@@ -104,7 +104,7 @@ class InboundPoller:
         if not self._poll_lock.acquire(timeout=POLL_LOCK_WAIT):
             return
         try:
-            if generation == self._generation and self._store is not None:
+            if generation == self._generation and self._store is not None and self._may_work():
                 self._post_pending()
         except Exception:
             log.exception("AttSms could not post stored inbound messages")
@@ -230,7 +230,8 @@ class InboundPoller:
             identifier = self.build_identifier(target)
         except Exception as exc:  # ValueError and backend-specific errors
             return f"cannot post to {target!r}: {exc}"
-        if not _in_room(identifier):
+        # On Slack the post's own answer says whether the bot is in the channel.
+        if not is_slack(self._bot) and not _in_room(identifier):
             return f"the bot is not in {target} yet (joining); kept"
         extra = self._inbound_notes(messages)
         posts = build_posts(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -65,7 +66,7 @@ def test_an_odd_item_does_not_cost_the_batch(bot: Bot, sandbox, client_id: str) 
     assert "3 messages arrived" in answer, answer
     for text in ("first", "no id at all", "fourth"):
         assert len(bot.wait_for_posts(text)) == 1
-    assert bot.plugin._store.counts() == {"pending": 0, "seen": 3}
+    assert bot.plugin._sms_store.counts() == {"pending": 0, "seen": 3}
 
 
 def test_json_with_a_charset_or_no_type_is_read(bot: Bot, sandbox, client_id: str) -> None:
@@ -131,7 +132,7 @@ def test_stop_blocks_the_next_send_before_it_is_posted(
     bot.fail_sends = lambda body: "SMS from" in body  # the room cannot be posted to
     sandbox.inject_inbound("reg-ops", sender, "STOP")
     bot.ask("!sms inbox")
-    assert bot.plugin._store.counts()["pending"] == 1  # stored, not posted
+    assert bot.plugin._sms_store.counts()["pending"] == 1  # stored, not posted
     answer = bot.ask("!sms send 212-555-0199 are you there")
     assert answer.startswith("Not sent: every recipient opted out"), answer
     assert sent(sandbox) == []
@@ -227,12 +228,25 @@ def test_a_send_in_flight_through_a_deactivation_gets_its_reply_and_audit(
     assert reply.startswith("Sent to tel:+12125551234: message id"), answers
     assert "Computer says" not in " ".join(answers)
     assert "activated" in bot.ask("!plugin activate AttSms").lower()
-    (entry,) = bot.plugin._store.last_audit(5)
+    (entry,) = bot.plugin._sms_store.last_audit(5)
     assert entry["outcome"] == "sent" and entry["message_ids"] == [sent(sandbox)[0]["messageId"]]
 
 
+@pytest.fixture
+def own_modules() -> Iterator[None]:
+    """Give back the package's modules and sys.path as they were: the test loads another
+    copy of the package, and later tests hold references to this process's modules."""
+    saved = {n: m for n, m in sys.modules.items() if n == "att_sms" or n.startswith("att_sms.")}
+    path = list(sys.path)
+    yield
+    for name in [n for n in sys.modules if n == "att_sms" or n.startswith("att_sms.")]:
+        del sys.modules[name]
+    sys.modules.update(saved)
+    sys.path[:] = path
+
+
 def test_plugin_reload_loads_the_whole_package(
-    env: None, tmp_path: Path, sandbox, client_id: str
+    env: None, tmp_path: Path, sandbox, client_id: str, own_modules: None
 ) -> None:
     copy = tmp_path / "plugin"
     shutil.copytree(

@@ -495,7 +495,7 @@ def test_concurrent_sends_and_poller_keep_storage_consistent(
     assert len(sends(sandbox)) == 20
     for i in range(30):
         assert len(bot.wait_for_posts(f"stream {i:02d}", timeout=10)) == 1
-    counts = bot.plugin._store.counts()
+    counts = bot.plugin._sms_store.counts()
     assert counts == {"pending": 0, "seen": 30}
 
 

@@ -1,10 +1,12 @@
-"""The send audit log: who paged whom, when, and what came of it.
+"""How one audit log entry reads in chat (``!sms log``).
 
-The log is a plain list of plain dicts kept in plugin storage, oldest first, bounded
-to the most recent ``limit`` entries. Each entry::
+The store keeps the log (``att_audit``; ``store.paging``'s ``record_audit`` and
+``last_audit``) and hands entries back as plain dicts::
 
     {"who": "alice", "when": 1776592800.0, "recipients": ["tel:+12125551234"],
      "parts": 2, "message_ids": ["id1"], "outcome": "sent"}
+
+``format_entry`` turns one into a single line, tolerating odd or missing fields.
 """
 
 from __future__ import annotations
@@ -14,50 +16,14 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-__all__ = ["DEFAULT_LIMIT", "format_entry", "last", "record"]
+__all__ = ["format_entry"]
 
-DEFAULT_LIMIT = 1000
 #: Most recipients / message ids ``format_entry`` shows before "(+N more)".
 MAX_SHOWN_ITEMS = 10
 #: Longest text of one field ``format_entry`` shows.
 MAX_FIELD = 300
 
 _BLANKS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]+")
-
-
-def record(
-    state_list: list[dict[str, Any]],
-    *,
-    who: str,
-    when: float,
-    recipients: Iterable[str],
-    parts: int,
-    message_ids: Iterable[str],
-    outcome: str,
-    limit: int = DEFAULT_LIMIT,
-) -> None:
-    """Append one entry to ``state_list`` and keep only its last ``limit`` entries."""
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise ValueError(f"limit must be an integer >= 1, not {limit!r}")
-    state_list.append(
-        {
-            "who": str(who),
-            "when": float(when),
-            "recipients": [str(r) for r in recipients],
-            "parts": int(parts),
-            "message_ids": [str(m) for m in message_ids],
-            "outcome": str(outcome),
-        }
-    )
-    if len(state_list) > limit:
-        del state_list[: len(state_list) - limit]
-
-
-def last(state_list: list[dict[str, Any]], n: int) -> list[dict[str, Any]]:
-    """The last ``n`` entries (copies), newest last; none if ``n`` <= 0."""
-    if n <= 0:
-        return []
-    return [dict(entry) for entry in state_list[-n:]]
 
 
 def _one_line(value: object) -> str:

@@ -55,7 +55,7 @@ from .errors import (
     SendUncertain,
     carrier_error_details,
 )
-from .tokens import _read_token, _Token, _TokenCache
+from .tokens import TokenStatus, _read_token, _Token, _TokenCache
 from .transport import (
     DEFAULT_MAX_IDLE,
     KEEPALIVE_IDLE,
@@ -75,6 +75,7 @@ __all__ = [
     "InboundBatch",
     "InboundMessage",
     "SendResult",
+    "TokenStatus",
     # Re-exported from att_sms.transport for callers that read them here.
     "KEEPALIVE_IDLE",
     "keepalive_socket_options",
@@ -90,6 +91,8 @@ INBOX_PATH = "/sms/v3/messaging/inbox"
 SEND_REFUSED_STATUSES = frozenset({429})
 #: Longest carrier text kept in an exception message.
 MAX_TEXT = 300
+#: Longest wait (seconds) for the carrier's answer to a reachability check.
+REACHABILITY_READ_TIMEOUT = 5.0
 
 #: Called after each HTTP exchange with ``(operation, seconds, outcome)``:
 #: operation ``"token"``, ``"send"``, ``"status"`` or ``"inbox"``; outcome ``"ok"``
@@ -142,7 +145,7 @@ class AttSmsClient:
         self._client_secret = client_secret
         self._issued: deque[str] = deque(maxlen=8)
         self._retry = _build_retry(get_retries, backoff_factor, max_retry_after)
-        self._session = _build_session(pool_size, self._retry, max_idle)
+        self._session = _build_session(pool_size, self._retry, max_idle, self.base_url)
         self._tokens = _TokenCache(self._fetch_token)
 
     def __repr__(self) -> str:
@@ -193,6 +196,39 @@ class AttSmsClient:
         path = f"{INBOX_PATH}/{_path_param(registration_id, 'registration_id')}"
         body = self._get_json(path, "inbox", "inbound messages", timeout=self.inbox_timeout)
         return _read_inbound_batch(body)
+
+    # -- health -------------------------------------------------------------
+
+    def check_reachable(self) -> float:
+        """Round trip (seconds) of a ``HEAD`` on the token endpoint; any answer below 500 counts.
+
+        Nothing is sent that could change anything at the carrier, no token is used,
+        and the exchange is not reported to the observer (it is no carrier operation).
+        Raises :class:`CarrierUnavailable` when no answer came, or a 5xx one.
+        """
+        timeout = (self.timeout[0], min(self.timeout[1], REACHABILITY_READ_TIMEOUT))
+        started = time.monotonic()
+        try:
+            response = self._session.request(
+                "HEAD", self.base_url + TOKEN_PATH, timeout=timeout, allow_redirects=False
+            )
+        except requests.RequestException as exc:
+            raise self._network_error(exc, sending=False) from None
+        elapsed = time.monotonic() - started
+        response.close()
+        if response.status_code >= 500:
+            raise CarrierUnavailable(
+                f"HTTP {response.status_code} from carrier", status=response.status_code
+            )
+        return elapsed
+
+    def ensure_token(self) -> None:
+        """Fetch an access token unless one is cached; raises what a token request raises."""
+        self._tokens.get()
+
+    def token_status(self) -> TokenStatus:
+        """How long the cached token is still used, or why the last token request failed."""
+        return self._tokens.status()
 
     # -- requests -----------------------------------------------------------
 

@@ -99,7 +99,7 @@ class AttSms(
         self._settings_problem: str | None = None
         self._client: AttSmsClient | None = None
         self._rules: NumberRules | None = None
-        self._store: Store | None = None
+        self._sms_store: Store | None = None
         self._generation = 0  # bumped by every (de)activation; stale poll chains stop
         self._inflight = 0
         self._inflight_done = threading.Condition()
@@ -130,7 +130,7 @@ class AttSms(
             log.warning("AttSms is not configured: %s", self._settings_problem)
             return
         try:
-            self._store = self._open_store(self._settings)
+            self._sms_store = self._open_store(self._settings)
         except StoreError as exc:
             self._settings, self._settings_problem = None, str(exc)
             log.error("AttSms cannot open its store: %s", exc)
@@ -169,11 +169,11 @@ class AttSms(
         # A send that reached the carrier still gets its reply, audit entry and follow-up.
         with self._inflight_done:
             self._inflight_done.wait_for(lambda: self._inflight == 0, timeout=INFLIGHT_WAIT)
-        for resource in (self._client, self._store):
+        for resource in (self._client, self._sms_store):
             if resource is not None:
                 resource.close()
         self._client = None
-        self._store = None
+        self._sms_store = None
 
     def _load_settings(self) -> None:
         self._settings = None

@@ -29,7 +29,7 @@ class DirectoryCommands:
             return "usage: !sms contact add <name> <number>"
         rules = self._rules_or_default()
         try:
-            tel = self._store.edit_directory(
+            tel = self._sms_store.edit_directory(
                 lambda book: directory.add_contact(book, name, number.strip().strip('"'), rules)
             )
         except (directory.DirectoryError, NumberError) as exc:
@@ -43,7 +43,7 @@ class DirectoryCommands:
             return self._not_configured()
         try:
             name = single_word(args, "contact name", "usage: !sms contact remove <name>")
-            groups = self._store.edit_directory(lambda book: directory.remove_contact(book, name))
+            groups = self._sms_store.edit_directory(lambda book: directory.remove_contact(book, name))
         except (ArgumentError, directory.DirectoryError) as exc:
             return f"Nothing removed: {echo(str(exc), 300)}"
         also = f" (also removed from {', '.join(groups)})" if groups else ""
@@ -54,7 +54,7 @@ class DirectoryCommands:
         """Lists the contacts."""
         if self._settings is None:
             return self._not_configured()
-        contacts = directory.list_contacts(self._store.directory())
+        contacts = directory.list_contacts(self._sms_store.directory())
         if not contacts:
             return "No contacts yet: !sms contact add <name> <number>"
         return "Contacts: " + "; ".join(f"{name} {display_number(tel)}" for name, tel in contacts)
@@ -69,7 +69,7 @@ class DirectoryCommands:
             return "usage: !sms group add <group> <member>..."
         rules = self._rules_or_default()
         try:
-            members = self._store.edit_directory(
+            members = self._sms_store.edit_directory(
                 lambda book: directory.add_group(book, words[0], words[1:], rules)
             )
         except (directory.DirectoryError, NumberError) as exc:
@@ -86,7 +86,7 @@ class DirectoryCommands:
             return "usage: !sms group remove <group> [<member>...]"
         rules = self._rules_or_default()
         try:
-            self._store.edit_directory(
+            self._sms_store.edit_directory(
                 lambda book: directory.remove_group(book, words[0], words[1:] or None, rules=rules)
             )
         except (directory.DirectoryError, NumberError) as exc:
@@ -100,7 +100,7 @@ class DirectoryCommands:
         """Lists the groups and their members."""
         if self._settings is None:
             return self._not_configured()
-        groups = directory.list_groups(self._store.directory())
+        groups = directory.list_groups(self._sms_store.directory())
         if not groups:
             return "No groups yet: !sms group add <group> <member>..."
         return "Groups: " + "; ".join(f"{g}: {', '.join(m) or '(empty)'}" for g, m in groups)
@@ -110,7 +110,7 @@ class DirectoryCommands:
         """Lists the numbers that opted out by texting STOP."""
         if self._settings is None:
             return self._not_configured()
-        optouts = self._store.optouts()
+        optouts = self._sms_store.optouts()
         if not optouts:
             return "No number has opted out."
         listed = "; ".join(

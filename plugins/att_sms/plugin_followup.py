@@ -27,7 +27,7 @@ class FollowUps:
 
     def _follow_up_tick(self, generation: int) -> None:
         """Check due follow-ups; post one update per message when final or given up."""
-        store = self._store
+        store = self._sms_store
         if generation != self._generation or self._settings is None or store is None:
             return
         if not self._may_work():
@@ -41,7 +41,7 @@ class FollowUps:
                 log.exception("AttSms follow-up of %s failed", task.message_id)
 
     def _follow_one(self, task: FollowUp) -> None:
-        settings, client, store = self._settings, self._client, self._store
+        settings, client, store = self._settings, self._client, self._sms_store
         if settings is None or client is None or store is None:
             return
         infos: list[DeliveryInfo] | None = None

@@ -104,7 +104,7 @@ class InboundPoller:
         if not self._poll_lock.acquire(timeout=POLL_LOCK_WAIT):
             return
         try:
-            if generation == self._generation and self._store is not None and self._may_work():
+            if generation == self._generation and self._sms_store is not None and self._may_work():
                 self._post_pending()
         except Exception:
             log.exception("AttSms could not post stored inbound messages")
@@ -163,13 +163,13 @@ class InboundPoller:
         """
         fetcher = self._fetch_process()
         if fetcher is None:
-            return drain_into(self._client, self._store, registration)
+            return drain_into(self._client, self._sms_store, registration)
         try:
             return fetcher.fetch(registration)
         except FetcherExited as exc:
             log.warning("AttSms inbox fetch child failed, fetching in-process this time: %s", exc)
             self._fetcher, self._child_retry_at = None, time.monotonic() + CHILD_RETRY_AFTER
-            return drain_into(self._client, self._store, registration)
+            return drain_into(self._client, self._sms_store, registration)
 
     def _fetch_process(self) -> FetcherProcess | None:
         if self._fetcher is not None and self._fetcher.alive:
@@ -201,7 +201,7 @@ class InboundPoller:
 
     def _post_pending(self) -> dict[str, str]:
         """Post every pending message to its route; mark each post done. Returns problems."""
-        store, settings = self._store, self._settings
+        store, settings = self._sms_store, self._settings
         if store is None or settings is None:
             return {}
         problems: dict[str, str] = {}
@@ -220,7 +220,7 @@ class InboundPoller:
 
     def _post_registration(self, registration: str, messages: list[StoredInbound]) -> str | None:
         """Post one registration's pending messages in order; a problem keeps the rest pending."""
-        settings, store = self._settings, self._store
+        settings, store = self._settings, self._sms_store
         target = settings.inbox_routes.get(registration)
         if target is None:
             return "no route in INBOX_ROUTES; kept until one is configured"
@@ -276,7 +276,7 @@ class InboundPoller:
         if not self._poll_lock.acquire(timeout=POLL_LOCK_WAIT):
             return "The inbox is busy with another fetch; try again in a minute."
         try:
-            if self._store is None:
+            if self._sms_store is None:
                 return "Inbox not fetched: the plugin is being reconfigured; try again."
             fetched, errors = self._fetch(registrations)
             problems = self._post_pending()
@@ -285,7 +285,7 @@ class InboundPoller:
         finally:
             self._poll_lock.release()
         summary = ", ".join(f"{reg}: {fetched.get(reg, 0)} new" for reg in registrations)
-        pending = self._store.counts()["pending"] if self._store else 0
+        pending = self._sms_store.counts()["pending"] if self._sms_store else 0
         extra = f"; {pending} still waiting to be posted" if pending else ""
         notes = "".join(f"; {reg}: {err}" for reg, err in {**errors, **problems}.items())
         backing_off = [

@@ -75,7 +75,7 @@ class SendCommands:
     """Mixed into the AttSms plugin: ``!sms send``, ``!sms reply``, ``!sms status``, ``!sms log``."""
 
     def _context(self) -> Context:
-        settings, client, rules, store = self._settings, self._client, self._rules, self._store
+        settings, client, rules, store = self._settings, self._client, self._rules, self._sms_store
         if settings is None or client is None or rules is None or store is None:
             raise NotActive
         return Context(settings, client, rules, store)
@@ -109,7 +109,7 @@ class SendCommands:
             text = text[1:-1].strip()
         if not handle or not text:
             return "usage: !sms reply <handle> <text> (the handle is shown in each inbound post)"
-        origin = self._store.origin_of(handle) if self._store else None
+        origin = self._sms_store.origin_of(handle) if self._sms_store else None
         if origin is None:
             return (
                 f"Not sent: no inbound SMS with handle '{echo(handle, 20)}' "
@@ -260,7 +260,7 @@ class SendCommands:
             return "usage: !sms log [N]"
         if len(words) > 1 or not 1 <= count <= 100:
             return "usage: !sms log [N] with N from 1 to 100"
-        entries = self._store.last_audit(count)
+        entries = self._sms_store.last_audit(count)
         if not entries:
             return "No sends recorded yet."
         return "\n".join(audit.format_entry(entry) for entry in entries)

@@ -1,20 +1,20 @@
-"""Sending policy: recipients' opt-outs and senders' quotas.
+"""Sending policy: opt-out keywords and senders' quotas, as pure functions.
 
-Both states are plain, JSON-compatible dicts kept in plugin storage; the caller
-holds the lock and passes the time (``now``, epoch seconds) explicitly.
+* Opt-out: ``opt_keyword`` tells whether an inbound text is exactly one STOP-like
+  (``OPT_OUT_WORDS``) or START-like (``OPT_IN_WORDS``) word; the store records it.
+* Quotas: ``check_quota`` decides from a plain state dict the store builds from its
+  send history (``store.paging._quota_state``)::
 
-* Opt-out state: ``{tel: since_epoch}`` -- numbers that texted STOP (or a synonym)
-  and have not texted START since. Never pruned: an opt-out lasts until revoked.
-* Quota state: ``{"users": {user: [send_epoch, ...]}, "days": {"YYYY-MM-DD": parts}}``
-  -- each user's sends in the last hour (the rate limit counts sends) and the
-  parts sent per UTC day by everyone (the daily limit counts parts).
-  ``record_send`` prunes what no limit can need any more.
+      {"users": {user: [send_epoch, ...]}, "days": {"YYYY-MM-DD": parts}}
+
+  -- the user's sends in the last hour (the rate limit counts sends) and the parts
+  sent per UTC day by everyone (the daily limit counts parts). The caller passes the
+  time (``now``, epoch seconds) explicitly.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,12 +23,8 @@ __all__ = [
     "OPT_OUT_WORDS",
     "RATE_WINDOW",
     "QuotaError",
-    "apply_opt",
     "check_quota",
-    "new_quota_state",
     "opt_keyword",
-    "record_send",
-    "split_opted_out",
 ]
 
 OPT_OUT_WORDS = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT"})
@@ -36,10 +32,6 @@ OPT_IN_WORDS = frozenset({"START", "UNSTOP"})
 
 #: The rate limit's sliding window, in seconds.
 RATE_WINDOW = 3600.0
-#: Most send times kept per user (bounds storage when there is no rate limit).
-MAX_SENDS_KEPT = 10_000
-#: Most day counters kept.
-MAX_DAYS_KEPT = 7
 
 
 # -- opt-out -----------------------------------------------------------------
@@ -62,41 +54,6 @@ def opt_keyword(text: object) -> str | None:
     if word in OPT_IN_WORDS:
         return "in"
     return None
-
-
-def _canonical_tel(tel: str) -> str:
-    text = tel.strip()
-    if text[:4].lower() == "tel:":
-        text = text[4:].strip()
-    return "tel:" + text
-
-
-def apply_opt(state: dict[str, float], tel: str, keyword: str | None, now: float) -> bool:
-    """Record an opt-out (``"out"``) or opt-in (``"in"``) for ``tel``; True if it changed.
-
-    ``keyword`` ``None`` (not a keyword) changes nothing. ``tel`` may be given as
-    ``tel:+E164`` or ``+E164``; it is stored as ``tel:+E164``.
-    """
-    if keyword is None:
-        return False
-    key = _canonical_tel(tel)
-    if keyword == "out":
-        if key in state:
-            return False
-        state[key] = float(now)
-        return True
-    if keyword == "in":
-        return state.pop(key, None) is not None
-    raise ValueError(f"opt keyword must be 'out', 'in' or None, not {keyword!r}")
-
-
-def split_opted_out(state: dict[str, float], tels: Iterable[str]) -> tuple[list[str], list[str]]:
-    """Split ``tels`` into ``(allowed, refused)``, each in the given order."""
-    allowed: list[str] = []
-    refused: list[str] = []
-    for tel in tels:
-        (refused if _canonical_tel(tel) in state else allowed).append(tel)
-    return allowed, refused
 
 
 # -- quotas ------------------------------------------------------------------
@@ -129,11 +86,6 @@ class QuotaError(ValueError):
         super().__init__(message)
         self.resets_at = resets_at
         self.limit = limit
-
-
-def new_quota_state() -> dict[str, Any]:
-    """An empty quota state."""
-    return {"users": {}, "days": {}}
 
 
 def _day(now: float) -> str:
@@ -223,22 +175,3 @@ def check_quota(
     ]
     if errors:
         raise max(errors, key=lambda e: e.resets_at)
-
-
-def record_send(state: dict[str, Any], user: str, parts: int, now: float) -> None:
-    """Count one send of ``parts`` parts by ``user`` at ``now``; prune old entries."""
-    _check_int(parts, "parts", 1)
-    users: dict[str, list[float]] = state.setdefault("users", {})
-    days: dict[str, int] = state.setdefault("days", {})
-    users.setdefault(user, []).append(float(now))
-    for name in list(users):
-        kept = [t for t in users[name] if t > now - RATE_WINDOW][-MAX_SENDS_KEPT:]
-        if kept:
-            users[name] = kept
-        else:
-            del users[name]
-    today = _day(now)
-    days[today] = int(days.get(today, 0)) + parts
-    yesterday = _day(now - 86400)
-    for day in sorted(days)[:-MAX_DAYS_KEPT] + [d for d in days if d < yesterday]:
-        days.pop(day, None)

@@ -4,7 +4,8 @@
 before it expires (a TLRU cache); a lock makes concurrent cold callers fetch it
 once, and a token the carrier refused is dropped only if it is still the cached one.
 :func:`_read_token` reads the token endpoint's answer.  A token's value is never
-shown in a ``repr``.
+shown in a ``repr``.  :meth:`_TokenCache.status` tells ``!sms health`` how long the
+cached token is still used, or why the last fetch failed.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from typing import Any
 from cachetools import TLRUCache
 
 from .answers import _field, _optional_int
-from .errors import ProtocolError
+from .errors import AttSmsError, ProtocolError
 
 #: Token lifetime assumed when the carrier gives none (or nonsense).
 DEFAULT_TOKEN_LIFETIME = 3600.0
@@ -31,6 +32,17 @@ class _Token:
 
     value: str = field(repr=False)
     lifetime: float
+
+
+@dataclass(frozen=True)
+class TokenStatus:
+    """What the cache knows: the cached token's seconds left, or why the last fetch failed.
+
+    Both ``None``: no token was fetched yet (or it expired and none was needed since).
+    """
+
+    seconds_left: float | None = None
+    error: str | None = None
 
 
 def _token_expiry(_key: str, token: _Token, now: float) -> float:
@@ -50,15 +62,30 @@ class _TokenCache:
         self._fetch = fetch
         self._cache: TLRUCache[str, _Token] = TLRUCache(maxsize=1, ttu=_token_expiry)
         self._lock = threading.Lock()
+        self._expires_at = 0.0  # on the cache's timer
+        self._last_error: str | None = None
 
     def get(self) -> _Token:
         """Return the cached token, fetching a new one if there is none."""
         with self._lock:
             token = self._cache.get(_TOKEN_KEY)
             if token is None:
-                token = self._fetch()
+                try:
+                    token = self._fetch()
+                except Exception as exc:
+                    self._last_error = _failure_text(exc)
+                    raise
                 self._cache[_TOKEN_KEY] = token
+                self._expires_at = self._cache.timer() + token.lifetime
+                self._last_error = None
             return token
+
+    def status(self) -> TokenStatus:
+        """The cached token's remaining usable lifetime, or the last fetch's failure."""
+        with self._lock:
+            if self._cache.get(_TOKEN_KEY) is None:
+                return TokenStatus(error=self._last_error)
+            return TokenStatus(seconds_left=max(0.0, self._expires_at - self._cache.timer()))
 
     def discard(self, token: _Token) -> None:
         """Drop *token*, unless another caller already replaced it."""
@@ -67,9 +94,17 @@ class _TokenCache:
                 self._cache.pop(_TOKEN_KEY, None)
 
     def clear(self) -> None:
-        """Forget any cached token."""
+        """Forget any cached token (and the last failure)."""
         with self._lock:
             self._cache.clear()
+            self._last_error = None
+
+
+def _failure_text(exc: BaseException) -> str:
+    """A failed fetch in words: the client's errors are already secret-free; others by type."""
+    if isinstance(exc, AttSmsError):
+        return str(exc)
+    return f"token request failed ({type(exc).__name__})"
 
 
 def _read_token(body: Any) -> _Token:

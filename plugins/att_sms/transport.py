@@ -17,6 +17,7 @@ idle longer than ``max_idle`` is closed before it is used again.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from typing import Any
@@ -164,9 +165,20 @@ class _CarrierAdapter(HTTPAdapter):
         return manager
 
 
-def _build_session(pool_size: int, retry: Retry, max_idle: float | None) -> requests.Session:
-    """One keep-alive session with a blocking pool of *pool_size* connections."""
+def _build_session(
+    pool_size: int, retry: Retry, max_idle: float | None, base_url: str
+) -> requests.Session:
+    """One keep-alive session with a blocking pool of *pool_size* connections.
+
+    The environment's proxy and CA-bundle settings for *base_url* are read once, here:
+    requests would otherwise read them (and ``~/.netrc``) again on every request.
+    """
     session = requests.Session()
+    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
+    if bundle:
+        session.verify = bundle
+    session.trust_env = False
     adapter = _CarrierAdapter(
         max_idle=max_idle, pool_maxsize=pool_size, pool_block=True, max_retries=retry
     )

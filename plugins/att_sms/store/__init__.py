@@ -22,13 +22,19 @@ from .inbound import (
     handle_for,
     message_key,
 )
+from .leases import CommandClaim, Lease, LeaseTables
+from .pages import DuplicatePage, PagePost, PageTables
 from .paging import PagingTables
 from .schema import create_schema
 
 __all__ = [
+    "CommandClaim",
     "Database",
+    "DuplicatePage",
     "FollowUp",
     "InboundOrigin",
+    "Lease",
+    "PagePost",
     "Store",
     "StoreError",
     "StoredInbound",
@@ -40,8 +46,9 @@ __all__ = [
 ]
 
 
-class Store(InboundTables, PagingTables, FollowUpTables):
-    """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups."""
+class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables):
+    """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups,
+    escalating pages, the replicas' lease and command claims."""
 
     def __init__(
         self,

@@ -19,8 +19,6 @@ from .engine import Database, Tx
 
 #: Posted messages remembered for de-duplication and reply handles.
 DEFAULT_SEEN_LIMIT = 20_000
-#: Prune posted rows every this many marks (a prune scans an index range).
-_PRUNE_EVERY = 200
 
 OPT_NOTES = {
     "out": "opted out: sends to this number are refused until it texts START",
@@ -114,7 +112,6 @@ class InboundTables:
     _db: Database
     default_region: str
     seen_limit: int = DEFAULT_SEEN_LIMIT
-    _marks = 0
 
     def record_fetched(
         self, registration_id: str, messages: Iterable[InboundLike]
@@ -192,8 +189,7 @@ class InboundTables:
                     "UPDATE att_inbound SET posted_at = ? WHERE key = ? AND posted_at IS NULL",
                     (now, key),
                 ).rowcount
-            self._marks += 1
-            if self._marks % _PRUNE_EVERY == 0:
+            if moved:
                 self._prune_posted(tx)
         return moved
 

@@ -141,6 +141,11 @@ def _send(tx: Tx) -> Callable[[tuple[str, Any, Any]], None]:
         else:  # a day's parts, counted at the start of that UTC day
             start = datetime.strptime(who, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()
             row = ("(imported)", start + 1, int(value))
+            tx.execute(
+                "INSERT INTO att_quota_days (day, units) VALUES (?, ?)"
+                " ON CONFLICT (day) DO UPDATE SET units = att_quota_days.units + excluded.units",
+                (who, int(value)),
+            )
         tx.execute("INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)", row)
 
     return insert

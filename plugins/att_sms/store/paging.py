@@ -76,16 +76,18 @@ class PagingTables:
 
         Raises ``policy.QuotaError``. Settle it with ``settle_quota`` once the carrier
         answered, with what was billed (0 removes it: a refused send counts nothing).
+        Each check reads at most ``rate_limit`` rows and one day counter.
         """
         with self._db.transaction() as tx:
             tx.lock("att_sends")
             now = self._db.now()
-            state = _quota_state(tx, user, now)
+            state = _quota_state(tx, user, now, rate_limit, daily_limit)
             policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
             row = tx.one(
                 "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
                 (user, now, units),
             )
+            _add_day_units(tx, _day(now), units)
             tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
         assert row is not None
         return int(row[0])
@@ -96,6 +98,10 @@ class PagingTables:
             with self._db.transaction() as own:
                 self.settle_quota(reservation, units, own)
             return
+        held = tx.one("SELECT units, at FROM att_sends WHERE id = ?", (reservation,))
+        if held is None:
+            return
+        _add_day_units(tx, _day(float(held[1])), max(0, units) - int(held[0]))
         if units <= 0:
             tx.execute("DELETE FROM att_sends WHERE id = ?", (reservation,))
         else:
@@ -172,19 +178,37 @@ def _audit_entry(row: tuple) -> dict[str, Any]:
     }
 
 
-def _quota_state(tx: Tx, user: str, now: float) -> dict[str, Any]:
-    """The part of the send history the limits look at, in ``policy``'s dict form."""
-    recent = [
-        float(r[0])
-        for r in tx.all(
-            "SELECT at FROM att_sends WHERE who = ? AND at > ?", (user, now - policy.RATE_WINDOW)
+def _day(when: float) -> str:
+    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d")
+
+
+def _add_day_units(tx: Tx, day: str, units: int) -> None:
+    if units:
+        tx.execute(
+            "INSERT INTO att_quota_days (day, units) VALUES (?, ?)"
+            " ON CONFLICT (day) DO UPDATE SET units = att_quota_days.units + excluded.units",
+            (day, units),
         )
-    ]
-    midnight = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    used = tx.scalar(
-        "SELECT SUM(units) FROM att_sends WHERE at >= ?", (midnight.timestamp(),), default=0
-    )
-    return {"users": {user: recent}, "days": {midnight.strftime("%Y-%m-%d"): int(used)}}
+
+
+def _quota_state(
+    tx: Tx, user: str, now: float, rate_limit: int, daily_limit: int
+) -> dict[str, Any]:
+    """What the limits that are set look at, in ``policy``'s dict form."""
+    recent: list[float] = []
+    if rate_limit > 0:
+        recent = sorted(
+            float(r[0])
+            for r in tx.all(
+                "SELECT at FROM att_sends WHERE who = ? AND at > ? ORDER BY at DESC LIMIT ?",
+                (user, now - policy.RATE_WINDOW, rate_limit),
+            )
+        )
+    today = _day(now)
+    used = 0
+    if daily_limit > 0:
+        used = tx.scalar("SELECT units FROM att_quota_days WHERE day = ?", (today,), default=0)
+    return {"users": {user: recent}, "days": {today: int(used)}}
 
 
 def _load_directory(tx: Tx) -> dict[str, Any]:

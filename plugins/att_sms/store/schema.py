@@ -54,6 +54,8 @@ _STATEMENTS = [
     )""",
     "CREATE INDEX IF NOT EXISTS att_sends_who ON att_sends (who, at)",
     "CREATE INDEX IF NOT EXISTS att_sends_at ON att_sends (at)",
+    # Units per UTC day for the daily limit: one row read per send, whatever the volume.
+    "CREATE TABLE IF NOT EXISTS att_quota_days (day TEXT PRIMARY KEY, units INTEGER NOT NULL)",
     """CREATE TABLE IF NOT EXISTS att_audit (
         id {serial},
         who TEXT NOT NULL,
@@ -75,6 +77,61 @@ _STATEMENTS = [
         last TEXT NOT NULL
     )""",
     "CREATE INDEX IF NOT EXISTS att_followups_due ON att_followups (next_at)",
+    # Replicas (store/leases.py): who holds the leader lease, and which replica ran a command.
+    """CREATE TABLE IF NOT EXISTS att_leases (
+        name TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        acquired_at {float} NOT NULL,
+        renewed_at {float} NOT NULL,
+        expires_at {float} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS att_command_claims (
+        id {serial},
+        fingerprint TEXT NOT NULL,
+        holder TEXT NOT NULL,
+        at {float} NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_command_claims_fp ON att_command_claims (fingerprint, at)",
+    "CREATE INDEX IF NOT EXISTS att_command_claims_at ON att_command_claims (at)",
+    # Escalating pages: the columns of escalation.Page (lists as JSON), then the page's
+    # number, its de-duplication key and the inbound message that acknowledged it.
+    """CREATE TABLE IF NOT EXISTS att_pages (
+        id TEXT PRIMARY KEY,
+        room TEXT NOT NULL,
+        text TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        created_at {float} NOT NULL,
+        created_by TEXT NOT NULL,
+        escalate_after {float} NOT NULL,
+        rounds INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        round INTEGER NOT NULL,
+        step_started_at {float},
+        state TEXT NOT NULL,
+        acked_by TEXT,
+        acked_at {float},
+        cancelled_by TEXT,
+        ended_at {float},
+        send_state TEXT NOT NULL,
+        message_ids TEXT NOT NULL,
+        history TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        number INTEGER NOT NULL UNIQUE,
+        dedup_key TEXT,
+        ack_key TEXT
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_pages_open ON att_pages (number) WHERE state = 'open'",
+    "CREATE INDEX IF NOT EXISTS att_pages_dedup ON att_pages (dedup_key, created_at)",
+    "CREATE INDEX IF NOT EXISTS att_pages_ack ON att_pages (ack_key) WHERE ack_key IS NOT NULL",
+    # Room posts that page events owe, written with the event; deleted once posted.
+    """CREATE TABLE IF NOT EXISTS att_page_posts (
+        id {serial},
+        page_id TEXT NOT NULL,
+        room TEXT NOT NULL,
+        text TEXT NOT NULL,
+        next_at {float} NOT NULL,
+        attempts INTEGER NOT NULL
+    )""",
 ]
 
 

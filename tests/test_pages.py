@@ -168,6 +168,21 @@ def test_ack_cancel_and_list_from_chat(make_bot, sandbox) -> None:
     assert bot.page_posts("P1") == [] and bot.page_posts("P2") == []  # replies only
 
 
+def test_ack_while_a_step_is_being_sent_records_that_send(make_bot, sandbox) -> None:
+    bot = make_bot()
+    bot.ask("!sms page alice,bob,carol db1")
+    sandbox.add_fault(OUTBOX, method="POST", delay=2.0, when="after")  # bob's step is slow
+    deadline = time.monotonic() + 5
+    while "sending now" not in bot.ask("!sms pages") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert bot.ask("!sms ack P1").startswith(f"Page P1 acknowledged by {USER} after ")
+    bot.wait_for_posts(f"paged {SHOWN[BOB]}", timeout=5)
+    time.sleep(1.5)
+    assert bot.page_posts()[-1] == f"Page P1: paged {SHOWN[BOB]} (step 2/3)."
+    assert sent_to(sandbox) == [ALICE, BOB]  # carol is never paged
+    assert bot.ask("!sms pages") == "No open pages."
+
+
 # ------------------------------------------------------------------ steps that fail
 
 
@@ -286,7 +301,7 @@ def test_same_page_twice_is_refused_unless_again(make_bot, sandbox) -> None:
     assert bot.ask("!sms page --again alice,bob db1 disk full").startswith("Page P2: paged alice")
     assert bot.ask("!sms page alice,bob db1 disk is full").startswith("Page P3: paged alice")
     assert sent_to(sandbox) == [ALICE, ALICE, ALICE]
-    assert bot.ask("!sms page").startswith("Not paged: usage: !sms page [--again] <to>")
+    assert bot.ask("!sms page").startswith("Not paged: usage: !sms page ")
 
 
 def test_long_page_reply_says_what_it_costs(make_bot, sandbox) -> None:

@@ -226,12 +226,10 @@ class PageCommands(PagePosts):
 
     def _send_step(self, ctx: Context, page: Page, recipient: str) -> SendOutcome:
         """Send the current step through the send pipeline; every error is an outcome."""
-        ack_word = (ctx.settings.ack_words or DEFAULT_ACK_WORDS)[0]
         msg = _StepMessage(_Starter(page.created_by), page.room)
+        text = sms_text(page, _ack_word(ctx.settings))
         try:
-            delivery = self._deliver(
-                msg, ctx, text=sms_text(page, ack_word), addresses=[recipient], again=True
-            )
+            delivery = self._deliver(msg, ctx, text=text, addresses=[recipient], again=True)
             outcome = step_outcome(delivery.reply, delivery.report)
         except Exception as exc:  # it may have gone out: never send it again
             log.exception("AttSms page %s step %d failed unexpectedly", page.id, page.number)
@@ -320,7 +318,7 @@ class PageCommands(PagePosts):
             recipients = list(dict.fromkeys(r.tel for r in found))
             build = _page_builder(room, text, recipients, user, settings)
             plan = plan_message(
-                sms_text(build(LARGEST_PAGE_NUMBER, 0.0)),
+                sms_text(build(LARGEST_PAGE_NUMBER, 0.0), _ack_word(settings)),
                 max_parts=settings.max_parts,
                 smart=settings.smart_characters,
             )
@@ -396,6 +394,11 @@ class PageCommands(PagePosts):
             if store.save_page(closed, expected_version=page.version, posts=elsewhere):
                 return text
         return f"Nothing done: page {page_id} keeps changing; try again."
+
+
+def _ack_word(settings: Any) -> str:
+    """The word the SMS tells people to reply with."""
+    return (settings.ack_words or DEFAULT_ACK_WORDS)[0]
 
 
 def _page_builder(

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from att_sms.client import AttSmsClient
+from att_sms.errors import AuthenticationError, CarrierUnavailable
 from botkit import Bot, sandbox_config
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -76,6 +78,33 @@ def wait_until(check, timeout: float = 20.0, every: float = 0.2):  # noqa: ANN00
         if result or time.monotonic() > deadline:
             return result
         time.sleep(every)
+
+
+# ------------------------------------------------------------------ the client's health facts
+
+
+def test_client_reachability_and_token_status(sandbox, client_id: str, client_secret: str) -> None:
+    with AttSmsClient(sandbox.base_url, client_id, client_secret) as client:
+        assert 0 < client.check_reachable() < 5  # the sandbox answers HEAD with 405: reachable
+        assert client.token_status().seconds_left is None and client.token_requests == 0
+        client.ensure_token()
+        client.ensure_token()  # cached: not fetched again
+        assert client.token_requests == 1
+        assert 3500 < client.token_status().seconds_left <= 3540  # 3600 s less 60 s of margin
+    sandbox.add_fault("/oauth/v4/token", method="HEAD", status=503)
+    with AttSmsClient(sandbox.base_url, client_id, client_secret) as client:
+        with pytest.raises(CarrierUnavailable, match="HTTP 503"):
+            client.check_reachable()
+    with AttSmsClient(sandbox.base_url, client_id, "wrong-" + client_secret) as client:
+        with pytest.raises(AuthenticationError):
+            client.ensure_token()
+        status = client.token_status()
+        assert status.seconds_left is None and "HTTP 401" in status.error
+        assert client_secret not in status.error
+    sandbox.stop()
+    with AttSmsClient(sandbox.base_url, client_id, client_secret, get_retries=0) as client:
+        with pytest.raises(CarrierUnavailable):
+            client.check_reachable()
 
 
 # ------------------------------------------------------------------ !sms health

@@ -272,7 +272,7 @@ def test_a_stop_received_by_one_replica_blocks_a_send_through_the_other(
     assert "alice" in a.ask("!sms contact add alice +13125550199").lower()
     assert "alice" in b.ask("!sms contacts", timeout=15).lower()
     assert a.ask("!sms send alice via a").startswith("Sent to")
-    assert "alice" in b.ask("!sms log 1", timeout=15).lower()
+    assert "+13125550199" in b.ask("!sms log 1", timeout=15)
 
 
 def test_the_rate_limit_is_one_limit_across_replicas(replicas: Any, sandbox: Any) -> None:
@@ -316,7 +316,7 @@ def test_a_replica_that_leaves_hands_the_work_over_at_once(replicas: Any, sandbo
     a, b = replicas()
     assert a.ask("!plugin deactivate AttSms") == "Plugin AttSms deactivated."
     wait_until(b.plugin._may_work, plugin_replicas.RENEW_EVERY + 3, "the standby to take over")
-    lease = b.plugin._store.lease(LEASE_NAME)
+    lease = b.plugin._sms_store.lease(LEASE_NAME)
     assert lease.held_by(b.plugin._holder)
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "after the handover")
     assert len(b.wait_for_posts("after the handover", timeout=10)) == 1

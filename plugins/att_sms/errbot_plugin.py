@@ -226,10 +226,11 @@ class AttSms(
         p = self._bot.prefix
         head = f"Unknown sms command '{echo(word, 40)}'. " if word else ""
         return (
-            f"{head}Use {p}sms send <to>[,<to>...] <text> | {p}sms status <messageId> | "
-            f"{p}sms inbox [<registrationId>] | {p}sms reply <handle> <text> | "
-            f"{p}sms contacts | {p}sms groups | {p}sms optouts | {p}sms log [N] "
-            f"(details: {p}help AttSms)"
+            f"{head}Use {p}sms send <to>[,<to>...] <text> | {p}sms page <to>[,<to>...] <text> | "
+            f"{p}sms ack <page> | {p}sms cancel <page> | {p}sms pages | "
+            f"{p}sms status <messageId> | {p}sms inbox [<registrationId>] | "
+            f"{p}sms reply <handle> <text> | {p}sms contacts | {p}sms groups | "
+            f"{p}sms optouts | {p}sms log [N] | {p}sms health (details: {p}help AttSms)"
         )
 
     # ----------------------------------------------------------------- small helpers

@@ -20,7 +20,7 @@ def storage_report(storage_plugin: Any) -> str:
         )
     db = storage_plugin.database
     if db is None:
-        return f"SQLite storage {storage_plugin.options.path}: no namespace is open."
+        return f"Storage {storage_plugin.options.describe()}: no namespace is open."
     lines = [f"Storage: {db.describe()}"]
     lines += [f"- {namespace}: {count} keys" for namespace, count in db.namespaces()]
     for namespace, source, imported, skipped, at in db.imports():

@@ -11,6 +11,9 @@ STORAGE_CONFIG options (all optional):
   Default ``<BOT_DATA_DIR>/storage.sqlite3``.
 * ``synchronous``: ``NORMAL`` (default: survives any kill of the bot) or ``FULL``
   (also survives a power cut, one fsync per write).
+* ``dsn``: a ``postgresql://`` URL (no password: ``$ATT_DATABASE_PASSWORD``) to keep the
+  settings in PostgreSQL instead, shared by the bot's replicas (``postgres_kv``); then
+  ``path`` and ``synchronous`` do not apply.
 * ``basedir``: where the old Shelf files are (Shelf's own option). Default BOT_DATA_DIR.
 """
 
@@ -26,6 +29,7 @@ from typing import Any
 
 from errbot.storage.base import StorageBase, StoragePluginBase
 
+from errbot_storage.postgres_kv import PostgresKV, check_dsn
 from errbot_storage.shelf_import import import_shelf_once
 from errbot_storage.sqlite_kv import SQLiteKV, StorageConfigError
 
@@ -36,7 +40,11 @@ log = logging.getLogger("errbot_storage")
 DEFAULT_FILE = "storage.sqlite3"
 #: Protocol 4 is read by every supported Python (3.4+).
 PICKLE_PROTOCOL = 4
-KNOWN_OPTIONS = frozenset({"path", "synchronous", "basedir"})
+KNOWN_OPTIONS = frozenset({"path", "synchronous", "basedir", "dsn"})
+SQLITE_ONLY = frozenset({"path", "synchronous"})
+
+#: Either engine's key-value store (same methods).
+KV = SQLiteKV | PostgresKV
 
 
 @dataclass(frozen=True)
@@ -44,15 +52,15 @@ class StorageOptions:
     path: Path
     synchronous: str
     shelf_dir: Path
+    dsn: str = ""
+
+    def describe(self) -> str:
+        return "PostgreSQL (STORAGE_CONFIG dsn)" if self.dsn else f"SQLite {self.path}"
 
 
 def parse_options(config: Mapping[str, Any] | None, data_dir: Path) -> StorageOptions:
     """STORAGE_CONFIG checked and completed with the defaults; StorageConfigError if wrong."""
     config = dict(config or {})
-    if "dsn" in config:
-        raise StorageConfigError(
-            "STORAGE_CONFIG 'dsn' (PostgreSQL) is not supported yet: remove it to use SQLite"
-        )
     unknown = sorted(set(config) - KNOWN_OPTIONS)
     if unknown:
         raise StorageConfigError(
@@ -61,18 +69,28 @@ def parse_options(config: Mapping[str, Any] | None, data_dir: Path) -> StorageOp
     path = data_dir / Path(config.get("path", DEFAULT_FILE)).expanduser()
     synchronous = str(config.get("synchronous", "NORMAL")).upper()
     shelf_dir = data_dir / Path(config.get("basedir", data_dir)).expanduser()
-    return StorageOptions(path=path, synchronous=synchronous, shelf_dir=shelf_dir)
+    dsn = ""
+    if "dsn" in config:
+        dsn = check_dsn(config["dsn"])
+        both = sorted(SQLITE_ONLY & set(config))
+        if both:
+            raise StorageConfigError(
+                f"STORAGE_CONFIG {both} are SQLite options; with 'dsn' (PostgreSQL) remove them"
+            )
+    return StorageOptions(path=path, synchronous=synchronous, shelf_dir=shelf_dir, dsn=dsn)
 
 
-def open_database(options: StorageOptions) -> SQLiteKV:
-    """The one place that picks the engine (a PostgreSQL mode would branch here)."""
+def open_database(options: StorageOptions) -> KV:
+    """The one place that picks the engine: PostgreSQL with a ``dsn``, else SQLite."""
+    if options.dsn:
+        return PostgresKV(options.dsn)
     return SQLiteKV(options.path, options.synchronous)
 
 
 class SQLiteStorage(StorageBase):
     """One namespace of the shared database, as errbot's StorageBase."""
 
-    def __init__(self, namespace: str, db: SQLiteKV, release: Callable[[], None]) -> None:
+    def __init__(self, namespace: str, db: KV, release: Callable[[], None]) -> None:
         self.namespace = namespace
         self._db = db
         self._release: Callable[[], None] | None = release
@@ -104,18 +122,19 @@ class SQLiteStorage(StorageBase):
 
 
 class SQLiteStoragePlugin(StoragePluginBase):
-    """errbot's ``STORAGE = "SQLite"``: a factory of namespaces on one database file."""
+    """errbot's ``STORAGE = "SQLite"``: a factory of namespaces on one database (a SQLite
+    file, or PostgreSQL when STORAGE_CONFIG has a ``dsn``)."""
 
     def __init__(self, bot_config: Any) -> None:
         super().__init__(bot_config)
         self.options = parse_options(self._storage_config, Path(bot_config.BOT_DATA_DIR))
         self._lock = threading.Lock()
-        self._db: SQLiteKV | None = None
+        self._db: KV | None = None
         self._open_count = 0
-        log.info("errbot storage: %s", self.options.path)
+        log.info("errbot storage: %s", self.options.describe())
 
     @property
-    def database(self) -> SQLiteKV | None:
+    def database(self) -> KV | None:
         """The open database, or None when no namespace is open."""
         return self._db
 

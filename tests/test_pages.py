@@ -4,16 +4,23 @@ de-duplication; and the page tables of the store."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from att_sms import escalation as esc
 from att_sms.formatting import neutralise
-from att_sms.store import DuplicatePage, open_store
+from att_sms.store import DuplicatePage, Store, open_store
 from botkit import Bot, sandbox_config
+
+if TYPE_CHECKING:
+    from pgserver import Engine
+
+#: The fixture engine (the store on SQLite and on PostgreSQL) and what it needs.
+pytest_plugins = ["pgserver"]
 
 ALICE, BOB, CAROL = "tel:+12125550101", "tel:+12125550102", "tel:+12125550103"
 SHOWN = {ALICE: "alice (+1 212-555-0101)", BOB: "bob (+1 212-555-0102)"}
@@ -325,35 +332,68 @@ def _page(number: int, now: float) -> esc.Page:
     return esc.new_page(number, "#ops", "db1", [ALICE, BOB], now, created_by="@ann")
 
 
-def test_store_numbers_pages_and_refuses_duplicates(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
-    try:
-        first = store.create_page(_page, dedup_key="k", dedup_window=60)
-        assert first.id == "P1" and store.get_page("P1") == first
-        with pytest.raises(DuplicatePage) as refused:
-            store.create_page(_page, dedup_key="k", dedup_window=60)
-        assert refused.value.earlier == first
-        assert store.create_page(_page, dedup_key="k", dedup_window=0).id == "P2"
-        assert [p.id for p in store.open_pages()] == ["P1", "P2"]
-    finally:
-        store.close()
+@pytest.fixture
+def store(engine: Engine) -> Iterator[Store]:
+    opened = engine.open()
+    yield opened
+    opened.close()
 
 
-def test_store_lets_one_of_two_writers_of_a_version_win(tmp_path: Path) -> None:
-    store = open_store(tmp_path)
+def test_store_numbers_pages_and_refuses_duplicates(store: Store) -> None:
+    first = store.create_page(_page, dedup_key="k", dedup_window=60)
+    assert first.id == "P1" and store.get_page("P1") == first  # the row is the whole page
+    with pytest.raises(DuplicatePage) as refused:
+        store.create_page(_page, dedup_key="k", dedup_window=60)
+    assert refused.value.earlier == first
+    assert store.create_page(_page, dedup_key="k", dedup_window=0).id == "P2"
+    assert store.create_page(_page, dedup_key="other", dedup_window=60).id == "P3"
+    assert [p.id for p in store.open_pages()] == ["P1", "P2", "P3"]
+    assert store.get_page("P9") is None
+
+
+def test_one_of_two_replicas_writing_the_same_version_wins(engine: Engine, store: Store) -> None:
+    other = engine.open()  # another replica's connection to the same database
     try:
         page = store.create_page(_page)
         now = store.now()
-        sending = esc.begin_send(page, now)
+        sending = esc.begin_send(other.get_page("P1"), now)
         acked = esc.acknowledge(page, "@bob", now)
-        assert store.save_page(sending, expected_version=page.version, posts=["a"])
+        assert other.save_page(sending, expected_version=page.version, posts=["a"])
         assert not store.save_page(acked, expected_version=page.version, posts=["b"])
         assert store.get_page("P1") == sending
         (post,) = store.pending_page_posts()  # only the winner's post was queued
-        assert post.text == "a" and post.room == "#ops"
-        assert store.claim_page_post(post, now + 60)
-        assert not store.claim_page_post(post, now + 60)  # another poster lost it
+        assert (post.text, post.room, post.page_id) == ("a", "#ops", "P1")
+        assert other.claim_page_post(post, now + 60)
+        assert not store.claim_page_post(post, now + 60)  # the other poster lost it
+        store.retry_page_post(post.id, now + 5, 1)
         store.finish_page_post(post.id)
         assert store.page_post_count() == 0
     finally:
-        store.close()
+        other.close()
+
+
+def test_threads_racing_for_a_transition_run_it_once(store: Store) -> None:
+    page = store.create_page(_page)
+    sending = esc.begin_send(page, store.now())
+    wins: list[bool] = []
+    threads = [
+        threading.Thread(
+            target=lambda: wins.append(store.save_page(sending, expected_version=page.version))
+        )
+        for _ in range(8)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_acknowledging_message_is_remembered(store: Store) -> None:
+    page = esc.begin_send(store.create_page(_page), store.now())
+    assert store.save_page(page, expected_version=0)
+    acked = esc.acknowledge(page, ALICE, store.now())
+    assert store.save_page(acked, expected_version=page.version, ack_key="msg-1")
+    assert store.page_acked_by_message("msg-1") == acked
+    assert store.page_acked_by_message("msg-2") is None
+    assert store.open_pages() == []

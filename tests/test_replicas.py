@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from att_sms import plugin_replicas
 from att_sms.plugin_replicas import LEASE_NAME, LeaderLease, command_fingerprint, command_mode
-from att_sms.policy import QuotaError
 from att_sms.settings import KNOWN_KEYS
 from att_sms.store import Store
 from botkit import Bot, sandbox_config
@@ -286,6 +285,8 @@ def test_the_rate_limit_is_one_limit_across_replicas(replicas: Any, sandbox: Any
 def test_quota_reservations_from_two_stores_at_once_respect_one_limit(
     pg_url: str, pg_server: PgServer, tmp_path: Path
 ) -> None:
+    # Imported here: a bot started earlier in this process may have reloaded the package.
+    from att_sms.policy import QuotaError
     from att_sms.store import open_store
 
     views = [

@@ -1,16 +1,17 @@
 """What running a page produces, in pure functions: the room events a saved transition owes,
-a step's send outcome from the send pipeline's result, and the replies about closed or
-duplicate pages. ``plugin_pages`` wires them to the store, the carrier and the chat.
+a step's send outcome from the send pipeline's result, the page a command starts, and the
+replies about started, closed or duplicate pages. ``plugin_pages`` wires them to the store, the carrier and the chat.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from . import sending
 from .escalation import (
     ACKNOWLEDGED,
     CANCELLED,
+    DEFAULT_ACK_WORDS,
     EXHAUSTED,
     FAILED,
     MOVED_ON,
@@ -21,15 +22,26 @@ from .escalation import (
     Event,
     Page,
     SendOutcome,
+    new_page,
 )
-from .escalation_text import acked_text, cancelled_text, exhausted_text, format_duration
+from .escalation_text import (
+    acked_text,
+    cancelled_text,
+    exhausted_text,
+    format_duration,
+    list_line,
+)
 from .formatting import neutralise
+from .settings import Settings
 
 __all__ = [
+    "ack_word",
     "closed_text",
     "duplicate_page_reply",
     "events_between",
+    "page_builder",
     "refusal_detail",
+    "started_reply",
     "step_outcome",
 ]
 
@@ -102,3 +114,30 @@ def duplicate_page_reply(earlier: Page, now: float, again_usage: str) -> str:
         f" the same recipients {ago} ago (page {earlier.id}, {state}). Use {again_usage} to page"
         " anyway."
     )
+
+
+def ack_word(settings: Settings) -> str:
+    """The word the SMS tells people to reply with."""
+    return (settings.ack_words or DEFAULT_ACK_WORDS)[0]
+
+
+def page_builder(
+    room: str, text: str, recipients: list[str], user: str, settings: Settings
+) -> Callable[[int, float], Page]:
+    """Makes the page once the store gave it a number and a time."""
+
+    def build(number: int, now: float) -> Page:
+        return new_page(
+            number, room, text, recipients, now, created_by=user,
+            escalate_after=settings.escalate_after, rounds=settings.escalate_rounds,
+        )  # fmt: skip
+
+    return build
+
+
+def started_reply(page: Page, texts: list[str], cost: str | None, now: float) -> str:
+    """The reply to !sms page: what its first run did (or where the page stands)."""
+    lines = texts or [f"Page {page.id} started: " + list_line(page, now)]
+    if cost:
+        lines.append(f"Each SMS of this page: {cost}.")
+    return "\n".join(lines)

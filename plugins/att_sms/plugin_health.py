@@ -40,7 +40,7 @@ from .store import Store
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
-ALERT_TICK = 1.0  # how often the poll alerts are checked (cheap: no I/O unless one is due)
+HEALTH_TICK = 1.0  # how often leadership and the poll alerts are checked (no I/O unless due)
 ALERT_RETRY = 30.0  # an alert the chat did not take is tried again after this long
 AUDIT_SCAN = 1000  # newest audit entries read to count the last hour's sends
 ERROR_LENGTH = 120
@@ -56,26 +56,28 @@ class HealthCommands:
 
     _metrics_server: MetricsServer | None = None
     _stuck_after: float | None = None  # None: polling is off, nothing can be stuck
-    _watched_since = 0.0
+    #: When this replica began polling (activation, or taking the leader lease); None
+    #: while another replica polls.
+    _polling_since: float | None = None
     _poll_alerts: PollAlerts | None = None
     _unposted_alerts: dict[str, tuple[PollAlert, float]]  # set by _start_health
 
     def _start_health(self, generation: int) -> None:
         """Feed the gauges, start the metrics endpoint and the poll-alert checks."""
         settings: Settings = self._settings
-        self._watched_since = time.time()
+        self._polling_since = time.time() if self._may_work() else None
         self._stuck_after = (
             stuck_bound(settings.poll_interval, MAX_BACKOFF) if settings.poll_interval > 0 else None
         )
-        self._poll_alerts = PollAlerts(settings.alert_after)
+        self._poll_alerts = PollAlerts(settings.alert_after) if settings.alert_after > 0 else None
         self._unposted_alerts = {}
         self.metrics.inbound_waiting_from(self._waiting_count)
         self.metrics.follow_ups_open_from(self._follow_ups_count)
         self.metrics.escalations_open_from(self._escalations_count)
         self.metrics.ready_from(self._readiness)
         self._start_metrics_server(settings)
-        if settings.alert_after > 0 and settings.inbox_routes:
-            self.start_poller(ALERT_TICK, self._alert_tick, args=(generation,))
+        if settings.inbox_routes:
+            self.start_poller(HEALTH_TICK, self._health_tick, args=(generation,))
 
     def _stop_health(self) -> None:
         """Stop the metrics endpoint (the alert poller stops with the plugin's pollers)."""
@@ -112,8 +114,10 @@ class HealthCommands:
             return "Health not available: the plugin is being reconfigured; try again."
         finally:
             self._end_command()
-        text = format_health(snapshot, time.time(), self._stuck_after)
-        return _with_problems(text, self._posting_problems())
+        polling = self._polling_since is not None
+        text = format_health(snapshot, time.time(), self._stuck_after if polling else None)
+        note = "" if polling else "the inbox is polled by another replica (see !sms replicas)"
+        return _amend(text, self._posting_problems(), note)
 
     def _health_snapshot(self, client: AttSmsClient, store: Store) -> HealthSnapshot:
         carrier = _check_carrier(client)
@@ -154,10 +158,11 @@ class HealthCommands:
         """Each configured registration's polling, from the poller's own state."""
         settings = self._settings
         rooms = settings.inbox_routes if settings is not None else {}
+        since = self._polling_since or time.time()
         return tuple(
             RegistrationHealth(
                 registration=reg,
-                watched_since=self._watched_since,
+                watched_since=since,
                 last_success=state.last_ok,
                 consecutive_failures=state.failures,
                 backoff=float(getattr(state, "backoff", 0.0) or 0.0),
@@ -179,11 +184,15 @@ class HealthCommands:
         return StoreHealth(store.database.dialect, size)
 
     def _readiness(self) -> tuple[bool, str]:
-        """What ``/readyz`` answers: the store works and no registration's polling is stuck."""
+        """What ``/readyz`` answers: the store works and no registration's polling is stuck.
+
+        Polling counts only on the replica that polls (a standby has nothing to be stuck).
+        """
         stuck_after = self._stuck_after
+        polling = stuck_after is not None and self._polling_since is not None
         snapshot = HealthSnapshot(
             store=self._store_health(with_size=False),
-            registrations=self._registrations() if stuck_after is not None else (),
+            registrations=self._registrations() if polling else (),
         )
         return readiness(snapshot, time.time(), math.inf if stuck_after is None else stuck_after)
 
@@ -201,26 +210,35 @@ class HealthCommands:
         store = self._sms_store
         return math.nan if store is None else float(_open_escalations(store) or 0)
 
-    # ----------------------------------------------------------------- room alerts
+    # ----------------------------------------------------------------- the tick
 
-    def _alert_tick(self, generation: int) -> None:
-        """Say in a registration's room when its polling has failed too long, and when it is back."""
-        alerts, settings = self._poll_alerts, self._settings
-        if generation != self._generation or settings is None or alerts is None:
+    def _health_tick(self, generation: int) -> None:
+        """Note whether this replica polls; check the poll alerts. Never raises."""
+        if generation != self._generation or self._settings is None:
             return
         try:
-            routes = dict(self._routes)
-            failing = {reg: state.first_failure for reg, state in routes.items()}
-            errors = {
-                reg: echo(state.problem, ERROR_LENGTH)
-                for reg, state in routes.items()
-                if state.problem
-            }
-            for alert in alerts.check_all(failing, time.time(), errors):
-                self._queue_alert(alert)
-            self._post_alerts(generation, settings)
+            if not self._may_work():
+                self._polling_since = None  # the leader polls; its alerts are its own
+                return
+            if self._polling_since is None:
+                self._polling_since = time.time()
+            self._alert_check(generation)
         except Exception:  # the poller must survive anything
-            log.exception("AttSms poll alert check failed")
+            log.exception("AttSms health check failed")
+
+    def _alert_check(self, generation: int) -> None:
+        """Say in a registration's room when its polling has failed too long, and when it is back."""
+        alerts, settings = self._poll_alerts, self._settings
+        if alerts is None or settings is None:
+            return
+        routes = dict(self._routes)
+        failing = {reg: state.first_failure for reg, state in routes.items()}
+        errors = {
+            reg: echo(state.problem, ERROR_LENGTH) for reg, state in routes.items() if state.problem
+        }
+        for alert in alerts.check_all(failing, time.time(), errors):
+            self._queue_alert(alert)
+        self._post_alerts(generation, settings)
 
     def _queue_alert(self, alert: PollAlert) -> None:
         held = self._unposted_alerts.pop(alert.registration, None)
@@ -301,13 +319,13 @@ def _sends_last_hour(store: Store) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
 
 
-def _with_problems(text: str, extra: list[str]) -> str:
-    """``format_health``'s answer with ``extra`` problems added to (or as) its first line."""
-    if not extra:
-        return text
+def _amend(text: str, problems: list[str], note: str) -> str:
+    """``format_health``'s answer with more ``problems`` first and ``note`` on the OK line."""
     lines = text.split("\n")
-    if lines[0].startswith(_PROBLEMS):
-        lines[0] = f"{lines[0]}; {'; '.join(extra)}"
-    else:
-        lines.insert(0, _PROBLEMS + "; ".join(extra))
+    if note:
+        lines[-1] = f"{lines[-1]}, {note}"
+    if problems and lines[0].startswith(_PROBLEMS):
+        lines[0] = f"{lines[0]}; {'; '.join(problems)}"
+    elif problems:
+        lines.insert(0, _PROBLEMS + "; ".join(problems))
     return "\n".join(lines)

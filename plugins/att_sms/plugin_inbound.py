@@ -42,6 +42,7 @@ class RouteState:
     problem: str | None = None
     last_ok: float | None = None
     first_failure: float | None = None
+    backoff: float = 0.0  # current retry wait after failures, 0 when fine
 
 
 class InboundPoller:
@@ -136,7 +137,7 @@ class InboundPoller:
     def _route_ok(self, registration: str, state: RouteState) -> None:
         if state.problem is not None:
             log.warning("AttSms inbox of %s answers again", registration)
-        state.failures, state.problem, state.first_failure = 0, None, None
+        state.failures, state.problem, state.first_failure, state.backoff = 0, None, None, 0.0
         state.last_ok = time.time()
         state.next_at = time.monotonic() + self._settings.poll_interval
 
@@ -146,6 +147,7 @@ class InboundPoller:
             state.first_failure = time.time()
         interval = max(self._settings.poll_interval, 1.0)
         delay = min(MAX_BACKOFF, interval * 2 ** min(state.failures, 10))
+        state.backoff = delay
         state.next_at = time.monotonic() + delay
         if state.problem != problem:
             log.warning(

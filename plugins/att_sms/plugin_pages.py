@@ -22,7 +22,6 @@ from . import directory
 from .arguments import USAGE_SEND, ArgumentError, split_recipients_and_text
 from .escalation import (
     BUSY,
-    DEFAULT_ACK_WORDS,
     FAILED,
     NOTHING,
     OPEN,
@@ -36,7 +35,6 @@ from .escalation import (
     acknowledge,
     cancel,
     is_ack,
-    new_page,
     next_action,
     parse_page_id,
     record_send,
@@ -53,7 +51,15 @@ from .escalation_text import (
 )
 from .formatting import echo
 from .numbers import NumberError, canonical_sender
-from .page_outcomes import closed_text, duplicate_page_reply, events_between, step_outcome
+from .page_outcomes import (
+    ack_word,
+    closed_text,
+    duplicate_page_reply,
+    events_between,
+    page_builder,
+    started_reply,
+    step_outcome,
+)
 from .plugin_page_posts import PagePosts
 from .plugin_sending import AGAIN_FLAG, Context, NotActive, _take_flag, dedup_key
 from .splitting import MessageError, describe_cost, normalise_text, plan_message
@@ -133,6 +139,8 @@ class PageCommands(PagePosts):
             if self.__dict__.get("_att_pages_recovered") != generation:
                 self._recover_pages(ctx.store)
                 self.__dict__["_att_pages_recovered"] = generation
+            elif self._cut_short():
+                self._recover_pages(ctx.store, only=self._cut_short())
             self._run_due_pages(ctx, generation)
             self._post_page_events(ctx.store, generation)
         except NotActive:
@@ -143,16 +151,25 @@ class PageCommands(PagePosts):
             self._end_command()
             lock.release()
 
-    def _recover_pages(self, store: Store) -> None:
-        """A step found being sent when this bot starts (or takes over the work) may or may
-        not have gone out: it is never sent again, and the room is told."""
+    def _cut_short(self) -> set[str]:
+        """Pages whose send this process began but could not record (a store error)."""
+        return self.__dict__.setdefault("_att_pages_cut_short", set())
+
+    def _recover_pages(self, store: Store, only: set[str] | None = None) -> None:
+        """A step found being sent when this bot starts (or takes over the work), or one
+        whose run failed here, may or may not have gone out: never resent, the room told."""
         for page in store.open_pages():
+            if only is not None and page.id not in only:
+                continue
+            self._cut_short().discard(page.id)
             if page.send_state != SENDING:
                 continue
             recovered = recover_interrupted(page, store.now())
             text = interrupted_text(recovered, self._page_names(store, page))
             if store.save_page(recovered, expected_version=page.version, posts=[text]):
                 log.warning("AttSms page %s was interrupted mid-send; not sent again", page.id)
+        if only is not None:
+            only.clear()  # the rest are closed or gone
 
     def _run_due_pages(self, ctx: Context, generation: int) -> None:
         now = ctx.store.now()
@@ -194,6 +211,10 @@ class PageCommands(PagePosts):
             run_due(page, store.now, save=save, send=send)
         except (_Superseded, _Stopped):
             pass
+        except Exception:
+            if current.send_state == SENDING:  # recovered by a later run, as after a crash
+                self._cut_short().add(page.id)
+            raise
         return texts
 
     @staticmethod
@@ -227,7 +248,7 @@ class PageCommands(PagePosts):
     def _send_step(self, ctx: Context, page: Page, recipient: str) -> SendOutcome:
         """Send the current step through the send pipeline; every error is an outcome."""
         msg = _StepMessage(_Starter(page.created_by), page.room)
-        text = sms_text(page, _ack_word(ctx.settings))
+        text = sms_text(page, ack_word(ctx.settings))
         try:
             delivery = self._deliver(msg, ctx, text=text, addresses=[recipient], again=True)
             outcome = step_outcome(delivery.reply, delivery.report)
@@ -316,9 +337,9 @@ class PageCommands(PagePosts):
         try:
             found = directory.resolve(store.directory(), tokens, ctx.rules)
             recipients = list(dict.fromkeys(r.tel for r in found))
-            build = _page_builder(room, text, recipients, user, settings)
+            build = page_builder(room, text, recipients, user, settings)
             plan = plan_message(
-                sms_text(build(LARGEST_PAGE_NUMBER, 0.0), _ack_word(settings)),
+                sms_text(build(LARGEST_PAGE_NUMBER, 0.0), ack_word(settings)),
                 max_parts=settings.max_parts,
                 smart=settings.smart_characters,
             )
@@ -342,7 +363,7 @@ class PageCommands(PagePosts):
             return duplicate_page_reply(dup.earlier, store.now(), "!sms page --again ...")
         finally:
             lock.release()
-        return _started_reply(store, page, texts, describe_cost(plan, 1))
+        return started_reply(page, texts, describe_cost(plan, 1), store.now())
 
     @botcmd
     def sms_ack(self, msg: Any, args: str) -> str:
@@ -394,30 +415,3 @@ class PageCommands(PagePosts):
             if store.save_page(closed, expected_version=page.version, posts=elsewhere):
                 return text
         return f"Nothing done: page {page_id} keeps changing; try again."
-
-
-def _ack_word(settings: Any) -> str:
-    """The word the SMS tells people to reply with."""
-    return (settings.ack_words or DEFAULT_ACK_WORDS)[0]
-
-
-def _page_builder(
-    room: str, text: str, recipients: list[str], user: str, settings: Any
-) -> Callable[[int, float], Page]:
-    """Makes the page once the store gave it a number and a time."""
-
-    def build(number: int, now: float) -> Page:
-        return new_page(
-            number, room, text, recipients, now, created_by=user,
-            escalate_after=settings.escalate_after, rounds=settings.escalate_rounds,
-        )  # fmt: skip
-
-    return build
-
-
-def _started_reply(store: Store, page: Page, texts: list[str], cost: str | None) -> str:
-    """The reply to !sms page: what its first run did (or where the page stands)."""
-    lines = texts or [f"Page {page.id} started: " + list_line(page, store.now())]
-    if cost:
-        lines.append(f"Each SMS of this page: {cost}.")
-    return "\n".join(lines)

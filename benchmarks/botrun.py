@@ -116,23 +116,17 @@ def storage_in_use(bot: Any) -> str:
     return type(bot.backend.storage_plugin).__name__
 
 
-#: Where AttSms keeps its store. ``_store`` is also errbot's own storage attribute
-#: (StoreMixin), so a rename is proposed; the first one holding a store is used.
-STORE_ATTRIBUTES = ("_sms_store", "_store")
-
-
 def store_of(bot: Any) -> Any:
-    """The plugin's store (``att_sms.store.Store``).
+    """The plugin's store (``att_sms.store.Store``, ``AttSms._sms_store``).
 
     Private on purpose, and the only private attribute the benchmarks touch: the plugin
     has no public view of ``counts()`` or setter for ``seen_limit``, and recording
     history through the store API is what makes 10,000 sends take seconds, not minutes.
     """
-    for name in STORE_ATTRIBUTES:
-        store = getattr(bot.plugin, name, None)
-        if hasattr(store, "counts") and hasattr(store, "record_audit"):
-            return store
-    raise RuntimeError(f"AttSms has no store in any of {STORE_ATTRIBUTES}")
+    store = bot.plugin._sms_store
+    if store is None:
+        raise RuntimeError("AttSms has no store open (not configured?)")
+    return store
 
 
 def ask(bot: Any, text: str, timeout: float = 60) -> tuple[str, int]:

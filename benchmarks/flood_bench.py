@@ -139,10 +139,10 @@ def flood_figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
                 f"{fl['store_seen']} / {fl['seen_limit']} ({fl['store_pending']})",
                 "seen <= seen_limit, 0 pending",
                 fl["store_seen"] <= fl["seen_limit"] and fl["store_pending"] == 0,
-                "posted rows are pruned only every _PRUNE_EVERY (200) mark_posted calls "
-                "(store/inbound.py), and a combined post marks ~44 messages in one call: "
-                "between prunes up to 199 posts' worth of messages pile up over seen_limit. "
-                "Pruning in every mark_posted keeps the bound (measured: ~0.1 ms a post).",
+                "every mark_posted that moves a row prunes posted rows beyond the newest "
+                "seen_limit (InboundTables._prune_posted, store/inbound.py); more seen rows "
+                "means a path marks rows posted without that prune, or seen_limit is not the "
+                "one the store prunes with. Pending rows: a post failed or was never marked.",
             )
         )
         if traced:

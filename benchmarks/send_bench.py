@@ -195,14 +195,14 @@ def send_figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
             f"<= {TARGET_OWN_COST}x raw p50 ({budget:.2f} ms)",
             own["own_to_raw"] <= TARGET_OWN_COST and own["failed"] == 0,
             f"the plugin spends {own['own_p50_ms'] - own['raw_p50_ms']:.2f} ms beyond its HTTP "
-            f"send ({own['failed']} failed; {own['first_failure']!r}). Measured 2026-11-30 "
-            "(docs/BENCHMARKS.md, Findings): Store.reserve_quota reads every send of the user "
-            "in the last hour even with no limit set (~0.1 ms here, growing with sends), "
-            "_record_send ~0.09 ms, phone-number parsing ~0.05 ms, the other store reads "
-            "~0.05 ms; and requests re-reads proxy/CA/netrc settings from the environment on "
-            "every request (trust_env, ~0.1 ms; the raw baseline pays it too). Reading the "
-            "environment once per session measured 1.40-1.42x, with the quota change too "
-            "1.31-1.47x.",
+            f"send ({own['failed']} failed; {own['first_failure']!r}). Since 2026-11-30 the "
+            "quota check reads only the limits that are set and the client reads proxy/CA "
+            "settings once (trust_env off). What is left (docs/BENCHMARKS.md, Findings): "
+            "_record_send ~0.09 ms (settle, audit, follow-up in one transaction), "
+            "phone-number parsing ~0.05 ms a recipient, four store transactions for the reads "
+            "of a send (directory, opted_out, recent_send, reserve_quota) ~0.05 ms, FOLLOW_UP's "
+            "background polls ~0.1 ms. One transaction for a send's reads and caching parsed "
+            "numbers would take most of it.",
             timing=True,
         )
     )

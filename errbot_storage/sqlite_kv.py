@@ -9,9 +9,9 @@ committed before the call returns, so a value survives any kill of the process
 (``synchronous=NORMAL``: a power cut may lose the last commits, never corrupt the file;
 ``FULL`` also survives that, at one fsync per write).
 
-A PostgreSQL mode can be added as a sibling module with the same class shape: the SQL
-below is plain (``ON CONFLICT`` upserts work in both); only the placeholders (``?`` here)
-and the connection functions differ.
+The PostgreSQL mode is the sibling module ``postgres_kv`` with the same class shape and
+the same tables: the SQL is plain (``ON CONFLICT`` upserts work in both); only the
+placeholders (``?`` here) and the connection handling differ.
 """
 
 from __future__ import annotations

@@ -129,11 +129,6 @@ def test_seen_limit_is_set_and_reported(report: Any) -> None:
     assert r["tracemalloc_peak_bytes"] and r["tracemalloc_peak_bytes"] > 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the store prunes posted rows only every 200 mark_posted calls "
-    "(att_sms/store/inbound.py _PRUNE_EVERY); see docs/BENCHMARKS.md, Findings",
-)
 def test_seen_ids_stay_within_seen_limit(report: Any) -> None:
     r = report.results["flood_bounded"]
     assert r["store_seen"] <= r["seen_limit"]

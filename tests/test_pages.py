@@ -116,7 +116,7 @@ def test_rounds_go_through_the_list_again(make_bot, sandbox) -> None:
 
 
 def test_ack_by_sms_stops_the_page(make_bot, sandbox) -> None:
-    bot = make_bot(ESCALATE_AFTER=2)
+    bot = make_bot(ESCALATE_AFTER=3)
     assert bot.ask("!sms page alice,bob db2 down").startswith("Page P1: paged alice")
     sandbox.inject_inbound("reg-ops", BOB, "ok")  # not paged yet: cannot acknowledge
     sandbox.inject_inbound("reg-ops", ALICE, "okay, looking")  # not an ack word
@@ -132,7 +132,7 @@ def test_ack_by_sms_stops_the_page(make_bot, sandbox) -> None:
     assert "(acknowledges page P1)" in inbound[3]
     assert "no open page P7 texted this number" in inbound[2]
     assert not any("acknowledges" in body for body in inbound[:3])
-    time.sleep(2.5)  # the page would have moved on to bob by now
+    time.sleep(3.5)  # the page would have moved on to bob by now
     assert sent_to(sandbox) == [ALICE]
     assert bot.ask("!sms pages") == "No open pages."
     assert bot.page_posts() == [acked[1]]
@@ -267,7 +267,7 @@ def test_restart_after_a_step_was_cut_short_does_not_resend_it(
     env: None, tmp_path: Path, sandbox, client_id: str
 ) -> None:
     data = tmp_path / "data"
-    first = start_bot(data, sandbox, client_id, ESCALATE_AFTER=2)
+    first = start_bot(data, sandbox, client_id, ESCALATE_AFTER=3)
     try:
         first.ask("!sms page alice,bob,carol db1")
     finally:
@@ -286,7 +286,7 @@ def test_restart_after_a_step_was_cut_short_does_not_resend_it(
         assert second.page_posts() == [
             f"Page P1: the bot stopped while paging {SHOWN[BOB]} (step 2/3); that SMS may or"
             " may not have gone out and is not sent again.",
-            f"Page P1: {SHOWN[BOB]} did not acknowledge within 2 s; moving on.",
+            f"Page P1: {SHOWN[BOB]} did not acknowledge within 3 s; moving on.",
             f"Page P1: paged {SHOWN[CAROL]} (step 3/3).",
         ]
         assert sent_to(sandbox) == [ALICE, CAROL]

@@ -233,7 +233,7 @@ class InboundPoller:
         except Exception as exc:  # ValueError and backend-specific errors
             return f"cannot post to {target!r}: {exc}"
         # On Slack the post's own answer says whether the bot is in the channel.
-        if not is_slack(self._bot) and not _in_room(identifier):
+        if not is_slack(self._bot) and not in_room(identifier):
             return f"the bot is not in {target} yet (joining); kept"
         extra = self._inbound_notes(messages)
         posts = build_posts(
@@ -307,7 +307,7 @@ def _handle_of(message: StoredInbound) -> str:
     return message.handle
 
 
-def _in_room(identifier: Any) -> bool:
+def in_room(identifier: Any) -> bool:
     """False when ``identifier`` is a room the bot has not joined (it then asks to join).
 
     On IRC a post to a channel the bot is not in is silently dropped by the server, and

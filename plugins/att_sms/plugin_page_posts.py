@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 
 from .chat_posting import PostFailed, post_confirmed
-from .plugin_inbound import _in_room
+from .plugin_inbound import in_room
 from .store import PagePost, Store
 
 log = logging.getLogger("errbot.plugins.AttSms")
@@ -49,7 +49,7 @@ class PagePosts:
             identifier = self.build_identifier(post.room)
         except Exception as exc:  # ValueError and backend-specific errors
             return PostFailed(f"cannot post to {post.room!r}: {exc}")
-        if not _in_room(identifier):
+        if not in_room(identifier):
             return PostFailed(f"the bot is not in {post.room} yet (joining)")
         try:
             post_confirmed(self._bot, identifier, post.text)

@@ -61,7 +61,7 @@ from .page_outcomes import (
     step_outcome,
 )
 from .plugin_page_posts import PagePosts
-from .plugin_sending import AGAIN_FLAG, Context, NotActive, _take_flag, dedup_key
+from .plugin_sending import AGAIN_FLAG, Context, NotActive, dedup_key, take_flag
 from .splitting import MessageError, describe_cost, normalise_text, plan_message
 from .store import DuplicatePage, Store, StoredInbound
 
@@ -309,7 +309,7 @@ class PageCommands(PagePosts):
 
     @botcmd
     def sms_page(self, msg: Any, args: str) -> str:
-        """[--again] <to>[,<to>...] <text>: page people one at a time until someone acknowledges.
+        """[--again] <to>[,<to>...] <text>: page each in turn until one acknowledges.
 
         Recipients as in !sms send (numbers, contacts, groups in the order added). Each
         waits ESCALATE_AFTER seconds for an acknowledgement (an SMS reply such as ACK or OK,
@@ -318,7 +318,7 @@ class PageCommands(PagePosts):
         """
         if self._settings is None:
             return self._not_configured()
-        again, rest = _take_flag(args, AGAIN_FLAG)
+        again, rest = take_flag(args, AGAIN_FLAG)
         try:
             tokens, text = split_recipients_and_text(rest)
         except ArgumentError as exc:

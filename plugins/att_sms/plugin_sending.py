@@ -91,7 +91,7 @@ class SendCommands:
         """
         if self._settings is None:
             return self._not_configured()
-        again, args = _take_flag(args, AGAIN_FLAG)
+        again, args = take_flag(args, AGAIN_FLAG)
         try:
             tokens, text = split_recipients_and_text(args)
         except ArgumentError as exc:
@@ -271,7 +271,7 @@ def _addresses_by_id(report: Any) -> dict[str, list[str]]:
     return {r.message_id: list(r.addresses) for r in report.requests if r.message_id}
 
 
-def _take_flag(args: str, flag: str) -> tuple[bool, str]:
+def take_flag(args: str, flag: str) -> tuple[bool, str]:
     """``(True, rest)`` when ``args`` starts with ``flag``."""
     words = (args or "").strip().split(None, 1)
     if words and words[0].lower() == flag:

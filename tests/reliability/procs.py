@@ -337,10 +337,19 @@ def kill_service_after(tag: str, deadline: float) -> int:
     return len(left)
 
 
+def ignores_signal(pid: int, sig: int) -> bool:
+    """True when process ``pid`` has ``sig`` set to SIG_IGN (from /proc/<pid>/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
 __all__ += [
     "SERVICE_TAG_VARIABLE",
     "errbot_sqlite_storage_config",
     "exited_within",
+    "ignores_signal",
     "kill_service_after",
     "is_fetch_child",
     "process_alive",

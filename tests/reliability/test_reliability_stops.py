@@ -53,6 +53,7 @@ from procs import (
     carrier_pending_ids,
     errbot_sqlite_storage_config,
     exited_within,
+    ignores_signal,
     is_fetch_child,
     kill_service_after,
     ledger_keys,
@@ -140,7 +141,10 @@ class Service:
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ATT_")}
-        env.update(ATT_CLIENT_SECRET=TEST_CLIENT_SECRET, PYTHONUNBUFFERED="1")
+        # PYTHONFAULTHANDLER: a bot that does not stop gets SIGABRT, its threads' stacks in stderr
+        env.update(
+            ATT_CLIENT_SECRET=TEST_CLIENT_SECRET, PYTHONUNBUFFERED="1", PYTHONFAULTHANDLER="1"
+        )
         env[SERVICE_TAG_VARIABLE] = self.tag
         if self.mode == "env":
             env.update(
@@ -220,6 +224,9 @@ class Service:
             signal_group(run.proc, sig)
             signal_pids(pids, sig)
         elif kind == "sigint-group":
+            assert not ignores_signal(run.proc.pid, signal.SIGINT), (
+                "the bot inherited SIGINT ignored"
+            )
             signal_group(run.proc, signal.SIGINT)
         else:
             os.kill(run.proc.pid, signal.SIGKILL)
@@ -227,6 +234,8 @@ class Service:
         in_flight = self.drained_not_stored() if kind == "sigint-group" else set()
         bot_hung = not exited_within(run.proc, SIGINT_BOUND if kind == "sigint-group" else GRACE)
         if bot_hung:
+            os.kill(run.proc.pid, signal.SIGABRT)  # faulthandler: every thread's stack to stderr
+            exited_within(run.proc, 5)
             signal_group(run.proc, signal.SIGKILL)
             run.proc.wait(timeout=10)
         bot_exit_s = time.monotonic() - started
@@ -436,6 +445,18 @@ def _sum_over_modes() -> dict[str, dict[str, float]]:
                     else into.get(field, 0) + value
                 )
     return summed
+
+
+@pytest.fixture(autouse=True)
+def _sigint_reaches_the_bot() -> Any:
+    """Ctrl-C must reach the bot. A process started from a shell's background job (``cmd &``
+    without job control) has SIGINT ignored, and children inherit an ignored signal: restore
+    a handler here so that every errbot started by the test gets the default one."""
+    old = signal.getsignal(signal.SIGINT)
+    if old == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, old)
 
 
 @pytest.mark.parametrize("mode", ["env", "chat"])

@@ -61,6 +61,11 @@ def test_unconfigured_commands_say_how_to_configure(bot: Bot) -> None:
         "!sms groups",
         "!sms optouts",
         "!sms log",
+        "!sms page +12125551234 hi",
+        "!sms ack P1",
+        "!sms cancel P1",
+        "!sms pages",
+        "!sms health",
     )
     for command in commands:
         answer = bot.ask(command)

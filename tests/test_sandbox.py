@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import select
+import selectors
 import signal
 import socket
 import subprocess
@@ -923,8 +923,9 @@ def test_stop_closes_kept_alive_connections(sandbox_factory, client_id, client_s
 
 # ----------------------------------------------------------------------------- CLI
 def _read_line(proc: subprocess.Popen, timeout: float = 15) -> str:
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
-    assert ready, "sandbox did not print its address"
+    with selectors.PollSelector() as selector:  # select(2) fails past 1024 open files
+        selector.register(proc.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout), "sandbox did not print its address"
     return proc.stdout.readline()
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import select
+import selectors
 import signal
 import subprocess
 import sys
@@ -168,7 +168,10 @@ class FetcherProcess:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ValueError("no answer in time")
-            ready, _, _ = select.select([stdout], [], [], left)
+            # poll(2), not select(2): a bot with over 1024 open files must still fetch.
+            with selectors.PollSelector() as selector:
+                selector.register(stdout, selectors.EVENT_READ)
+                ready = selector.select(left)
             if ready:
                 chunk = os.read(stdout.fileno(), 65536)
                 if not chunk:

@@ -50,6 +50,8 @@ COMMAND_GRACE = 2.0
 CLAIM_SKEW = 10.0
 #: Claims are deleted after this long.
 CLAIMS_KEPT = 3600.0
+#: A command that arrives while the plugin (re)activates waits this long for it.
+READY_WAIT = 15.0
 COMMAND_MODES = ("auto", "once", "all")
 
 
@@ -140,6 +142,39 @@ class LeaderLease:
         self.problem = problem
 
 
+class ClaimBook:
+    """A replica's memory of claims: other replicas' claims it matched to copies it got
+    (a person may repeat a command), and the deferred commands it decided to run."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[int, float] = {}
+        self._redispatched: set[int] = set()
+
+    def seen(self) -> frozenset[int]:
+        with self._lock:
+            return frozenset(self._seen)
+
+    def remember(self, claim_id: int) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self._seen[claim_id] = now
+            for old in [c for c, at in self._seen.items() if now - at > 2 * CLAIM_SKEW]:
+                del self._seen[old]
+
+    def add_redispatched(self, msg: Any) -> None:
+        with self._lock:
+            self._redispatched.add(id(msg))
+
+    def take_redispatched(self, msg: Any) -> bool:
+        """True (once) when ``msg`` is a deferred command this replica is running."""
+        with self._lock:
+            if id(msg) in self._redispatched:
+                self._redispatched.discard(id(msg))
+                return True
+            return False
+
+
 class ReplicaCoordination:
     """Mixed into the AttSms plugin: one replica at a time polls, posts and follows up."""
 
@@ -158,9 +193,6 @@ class ReplicaCoordination:
         """Take part in the replicas' coordination (only on PostgreSQL)."""
         store = self._sms_store
         self._replicated = store is not None and store.database.dialect == "postgresql"
-        self._seen_claims: dict[int, float] = {}  # other replicas' claims matched here
-        self._claims_lock = threading.Lock()
-        self._redispatched: set[int] = set()
         self._claims_pruned_at = 0.0
         if not self._replicated:
             return
@@ -205,27 +237,37 @@ class ReplicaCoordination:
     @cmdfilter
     def _replica_command_filter(self, msg: Any, cmd: Any, args: Any, dry_run: bool) -> tuple:
         """Let this replica run an AttSms command only if no other replica runs it."""
-        if dry_run or msg is None or not self._replicated or not self._is_own_command(cmd):
+        if dry_run or msg is None or not self._is_own_command(cmd):
             return msg, cmd, args
-        if id(msg) in self._redispatched:  # a deferred command this replica claimed
-            self._redispatched.discard(id(msg))
+        book = self._claim_book()
+        if book.take_redispatched(msg) or not self._coordinating():
+            return msg, cmd, args
+        if command_mode(getattr(self._settings, "replica_commands", "auto"), self._bot) == "all":
             return msg, cmd, args
         store, lease = self._sms_store, self._lease
-        if store is None or lease is None:
-            return msg, cmd, args
-        setting = getattr(self._settings, "replica_commands", "auto")
-        if command_mode(setting, self._bot) == "all":
-            return msg, cmd, args
-        arrived = store.now()
-        if lease.held():
-            return (msg, cmd, args) if self._claim(msg, arrived, leader=True) else (None, cmd, args)
-        timer = threading.Timer(
-            COMMAND_GRACE, self._run_if_unclaimed, args=(self._generation, msg, cmd, args, arrived)
-        )
-        timer.daemon = True
-        timer.name = "AttSms command claim"
-        timer.start()
+        if store is not None and lease is not None and lease.held():
+            won = self._claim(msg, store.now(), leader=True)
+            return (msg, cmd, args) if won else (None, cmd, args)
+        threading.Thread(
+            target=self._run_if_unclaimed,
+            args=(msg, cmd, args, time.monotonic()),
+            name="AttSms command claim",
+            daemon=True,
+        ).start()
         return None, cmd, args
+
+    def _coordinating(self) -> bool:
+        """True on PostgreSQL, also while the store is being opened (commands wait for it)."""
+        if self._lease is not None:
+            return True
+        settings = self._settings
+        return settings is not None and bool(settings.database_url)
+
+    def _claim_book(self) -> ClaimBook:
+        book = self.__dict__.get("_att_claim_book")
+        if book is None:  # the filter may run before the first activation finished
+            book = self.__dict__.setdefault("_att_claim_book", ClaimBook())
+        return book
 
     def _is_own_command(self, cmd: Any) -> bool:
         if not isinstance(cmd, str):
@@ -238,11 +280,10 @@ class ReplicaCoordination:
         store = self._sms_store
         if store is None:
             return False
-        with self._claims_lock:
-            seen = frozenset(self._seen_claims)
+        book = self._claim_book()
         try:
             claim = store.claim_command(
-                command_fingerprint(msg), self._holder, arrived - CLAIM_SKEW, seen
+                command_fingerprint(msg), self._holder, arrived - CLAIM_SKEW, book.seen()
             )
         except Exception as exc:  # no store: nobody can claim; the leader still answers
             log.warning(
@@ -252,30 +293,43 @@ class ReplicaCoordination:
             )
             return leader
         if not claim.won:
-            self._remember_claim(claim.claim_id)
+            book.remember(claim.claim_id)
         return claim.won
 
-    def _remember_claim(self, claim_id: int) -> None:
-        now = time.monotonic()
-        with self._claims_lock:
-            self._seen_claims[claim_id] = now
-            for old in [c for c, at in self._seen_claims.items() if now - at > 2 * CLAIM_SKEW]:
-                del self._seen_claims[old]
-
-    def _run_if_unclaimed(
-        self, generation: int, msg: Any, cmd: str, args: Any, arrived: float
-    ) -> None:
+    def _run_if_unclaimed(self, msg: Any, cmd: str, args: Any, arrived_mono: float) -> None:
         """After the grace: run the command here when no other replica claimed it."""
+        book = self._claim_book()
         try:
-            if generation != self._generation or not self._claim(msg, arrived, leader=False):
+            lease = self._wait_for_lease(arrived_mono + READY_WAIT)
+            if lease is None:
+                log.warning(
+                    "AttSms dropped %s: the plugin was not active for %.0f s", cmd, READY_WAIT
+                )
                 return
-            log.info("AttSms runs %s here: no replica had claimed it", cmd)
-            self._redispatched.add(id(msg))
+            wait = arrived_mono + COMMAND_GRACE - time.monotonic()
+            if wait > 0 and not lease.held():
+                time.sleep(wait)
+            store = self._sms_store
+            if store is None:
+                return
+            arrived = store.now() - (time.monotonic() - arrived_mono)
+            if not self._claim(msg, arrived, leader=lease.held()):
+                return
+            log.info("AttSms runs %s here: no other replica had claimed it", cmd)
+            book.add_redispatched(msg)
             self._bot._process_command(msg, cmd, args, None)  # errbot's own path: ACLs, then run
         except Exception:
             log.exception("AttSms could not run the deferred command %s", cmd)
         finally:
-            self._redispatched.discard(id(msg))
+            book.take_redispatched(msg)
+
+    def _wait_for_lease(self, deadline: float) -> LeaderLease | None:
+        """This replica's lease object once the plugin is active (None at the deadline)."""
+        while self._lease is None or self._sms_store is None:
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.1)
+        return self._lease
 
     # ----------------------------------------------------------------- !sms replicas
 

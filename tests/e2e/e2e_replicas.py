@@ -8,6 +8,7 @@ straight from the database, to tell which replica holds it and when that changed
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import re
 import threading
@@ -23,11 +24,15 @@ from e2e_harness import (
     BOT_NICK,
     CHANNEL,
     ERRBOT_READY_TIMEOUT,
+    HOST,
+    HUMAN_NICK,
     LOGS,
     Proc,
     Sandbox,
     errbot_config,
     errbot_env,
+    start_ngircd,
+    start_sandbox,
     tail,
     venv_bin,
 )
@@ -48,12 +53,14 @@ class Replica:
         sandbox_url: str,
         database_url: str,
         password: str,
+        extra_config: str = "",
     ) -> None:
         self.name = name
         self.nick = f"{BOT_NICK}{name}"
         workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "config.py"
-        config.write_text(errbot_config(workdir, irc_port).replace(repr(BOT_NICK), repr(self.nick)))
+        text = errbot_config(workdir, irc_port).replace(repr(BOT_NICK), repr(self.nick))
+        config.write_text(text + extra_config)
         env = errbot_env(sandbox_url)
         env.update(ATT_DATABASE_URL=database_url, ATT_DATABASE_PASSWORD=password)
         LOGS[f"{name}.log"] = workdir / "errbot.log"
@@ -93,6 +100,90 @@ class Replica:
         self.proc.stop()
 
 
+class ReplicaSystem:
+    """ngircd, the sandbox, a database on ``pg_server``, two replicas (not started), a person."""
+
+    def __init__(
+        self, workdir: Path, ngircd_path: str, pg_server: Any, extra_config: str = ""
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.procs: list[Proc] = []
+        self.human: IrcClient | None = None
+        self.pg_server = pg_server
+        self.database_url = pg_server.create_database()
+        try:
+            ngircd, irc_port = start_ngircd(workdir, ngircd_path)
+            self.procs.append(ngircd)
+            sandbox_proc, sandbox_url = start_sandbox(workdir)
+            self.procs.append(sandbox_proc)
+            self.sandbox = Sandbox(sandbox_url)
+            self.replicas = [
+                Replica(
+                    name,
+                    workdir / name,
+                    irc_port,
+                    sandbox_url,
+                    self.database_url,
+                    pg_server.password,
+                    extra_config,
+                )  # fmt: skip
+                for name in ("1", "2")
+            ]
+            self.human = IrcClient(HOST, irc_port, HUMAN_NICK)
+            self.human.connect()
+            self.human.join(CHANNEL)
+        except BaseException:
+            self.close()
+            raise
+        dbname = self.database_url.rsplit("/", 1)[1]
+        self.lease = LeaseWatch(lambda: pg_server.admin(dbname))
+
+    def person(self) -> IrcClient:
+        assert self.human is not None
+        return self.human
+
+    def other(self, replica: Replica) -> Replica:
+        return self.replicas[1] if replica is self.replicas[0] else self.replicas[0]
+
+    def holder(self) -> Replica | None:
+        pid = self.lease.holder_pid()
+        return next((r for r in self.replicas if r.proc.alive() and r.pid == pid), None)
+
+    def command(self, text: str, digits: str, timeout: float = 20.0) -> None:
+        """Say a send command; wait for its answer (a line with the recipient's digits)."""
+        mark = self.person().say(CHANNEL, text)
+        self.person().wait_for_messages(
+            lambda ms: any(is_answer(m.text, digits) for m in ms), timeout,
+            f"the answer to {text!r}", since=mark,
+        )  # fmt: skip
+
+    def wait_for_post_by(self, replica: Replica, since: int, timeout: float = 15.0) -> float:
+        """Wait for an inbound post by ``replica`` after message ``since``; its time."""
+        found = self.person().wait_for_messages(
+            lambda ms: any("stream fo" in m.text for m in ms), timeout,
+            f"an inbound post by {replica.nick}", since=since, nick=replica.nick,
+        )  # fmt: skip
+        return next(m.at for m in found if "stream fo" in m.text)
+
+    def close(self) -> None:
+        if self.human is not None:
+            self.human.close()
+        for replica in getattr(self, "replicas", []):
+            replica.stop()
+        for proc in reversed(self.procs):
+            proc.stop()
+        self.pg_server.drop_database(self.database_url)
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+def is_answer(text: str, digits: str) -> bool:
+    """The reply to a send (a follow-up's "Delivery of SMS ..." line is not one)."""
+    return "Sent to" in text and digits in digits_of(text)
+
+
 class LeaseWatch:
     """The leader lease as the database holds it (a connection of the test's own)."""
 
@@ -125,10 +216,13 @@ class LeaseWatch:
 class Injector:
     """Inbound SMS at the carrier, one every ``every`` seconds, each with its own marker."""
 
-    def __init__(self, sandbox: Sandbox, run: str, every: float = 0.25) -> None:
+    def __init__(
+        self, sandbox: Sandbox, run: str, every: float = 0.25, limit: int | None = None
+    ) -> None:
         self.sandbox = sandbox
         self.run = run
         self.every = every
+        self.limit = limit
         self.markers: list[str] = []
         self.errors: list[BaseException] = []
         self._stop = threading.Event()
@@ -145,16 +239,20 @@ class Injector:
 
     def _loop(self) -> None:
         for n in itertools.count():
-            if self._stop.is_set():
+            if self._stop.is_set() or (self.limit is not None and n >= self.limit):
                 return
-            marker = f"fo{self.run}n{n:04d}"
+            marker = f"fo{self.run}n{n:05d}"
             try:
                 self.sandbox.inject("tel:+12125550177", f"stream {marker}")
             except BaseException as exc:  # noqa: BLE001 - reported by the test
                 self.errors.append(exc)
                 return
             self.markers.append(marker)
-            self._stop.wait(self.every)
+            if self.every:
+                self._stop.wait(self.every)
+
+    def wait_done(self, timeout: float) -> None:
+        self._thread.join(timeout)
 
 
 @dataclass
@@ -179,16 +277,25 @@ def tally(
     messages: Iterable[ChannelMessage], markers: list[str], kills: list[Kill], window: float
 ) -> Tally:
     """Count markers; a repeat is in the post -> mark window when its first post came from
-    a replica killed at most ``window`` seconds later and every later copy came after it."""
+    a replica killed at most ``window`` seconds later and every later copy came after it.
+
+    The IRC backend cuts a long post into lines anywhere, even inside a marker: each nick's
+    lines are searched as one text, a marker counting at the line where it starts.
+    """
     result = Tally()
-    pattern = re.compile("|".join(re.escape(m) for m in markers)) if markers else None
     seen: dict[str, list[ChannelMessage]] = {m: [] for m in markers}
+    by_nick: dict[str, list[ChannelMessage]] = {}
     for message in messages:
+        by_nick.setdefault(message.nick, []).append(message)
+    pattern = re.compile("|".join(re.escape(m) for m in markers)) if markers else None
+    for lines in by_nick.values():
         if pattern is None:
             break
-        for found in pattern.findall(message.text):
-            seen[found].append(message)
+        starts = list(itertools.accumulate((len(m.text) for m in lines), initial=0))
+        for found in pattern.finditer("".join(m.text for m in lines)):
+            seen[found.group()].append(lines[bisect.bisect_right(starts, found.start()) - 1])
     for marker, posts in seen.items():
+        posts.sort(key=lambda m: m.index)
         result.counts[marker] = len(posts)
         if not posts:
             result.missing.append(marker)

@@ -6,8 +6,8 @@ how ``make demo`` and the end-to-end tests use it. The carrier's client secret i
 written here or in the plugin config: export ATT_CLIENT_SECRET before starting the bot.
 
 The AttSms plugin configures itself from ATT_* variables when no ``!plugin config AttSms``
-is stored: ATT_API_BASE_URL, ATT_CLIENT_ID, ATT_INBOX_ROUTES (JSON), ATT_POLL_INTERVAL,
-ATT_DEFAULT_REGION, ATT_ALLOWED_REGIONS, ATT_SENDER_ADDRESS, ATT_MAX_PARTS.
+is stored: ATT_API_BASE_URL, ATT_CLIENT_ID, ATT_INBOX_ROUTES (JSON), ATT_POLL_INTERVAL, and
+ATT_<KEY> for every other key of the plugin's configuration (see README, "Configuration").
 """
 
 import logging
@@ -16,8 +16,8 @@ from pathlib import Path
 
 _HERE = Path(__file__).resolve().parent
 
-# Backend: 'Text' (a terminal), 'IRC', or 'SlackV3' (pip install errbot-backend-slackv3,
-# then BOT_EXTRA_BACKEND_DIR pointing at it; see README).
+# Backend: 'Text' (a terminal), 'IRC', or 'SlackV3' (pip install errbot-backend-slackv3==0.3.2;
+# errbot finds it by its entry point; see README, "Slack").
 BACKEND = os.environ.get("ERRBOT_BACKEND", "Text")
 
 # The repository root: it holds plugin.plug. Keep any virtual env OUTSIDE this folder,
@@ -50,9 +50,9 @@ BOT_ADMINS = tuple(os.environ.get("ERRBOT_ADMINS", "@ops").split(","))
 CHATROOM_PRESENCE = tuple(r for r in os.environ.get("ERRBOT_ROOMS", "").split(",") if r)
 BOT_PREFIX = "!"
 
-# errbot runs pip on the plugin's (pinned) requirements.txt at start-up; with the
-# requirements already installed (make demo does) that is a quick no-op. Setting it to
-# False skips pip, but errbot's own check then logs the pinned lines as "missing".
+# errbot runs pip on the plugin's requirements.txt (version ranges only) at start-up; with
+# the requirements already installed (make demo does) that is a quick no-op. Setting it to
+# False skips pip, but errbot's own check then logs each line as "missing".
 AUTOINSTALL_DEPS = True
 
 # Commands run in a thread pool, so a slow carrier never blocks other commands.

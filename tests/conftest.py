@@ -37,6 +37,14 @@ def _check_responses(box: Sandbox) -> None:
 
 
 @pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch, client_secret: str) -> None:
+    """A bot environment with the client secret and no ATT_* configuration of its own."""
+    for name in ("ATT_API_BASE_URL", "ATT_CLIENT_ID", "ATT_INBOX_ROUTES", "ATT_POLL_INTERVAL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ATT_CLIENT_SECRET", client_secret)
+
+
+@pytest.fixture
 def client_id() -> str:
     """The client id every test sandbox accepts."""
     return TEST_CLIENT_ID

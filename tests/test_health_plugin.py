@@ -33,13 +33,6 @@ REFUSAL = {
 
 
 @pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, client_secret: str) -> None:
-    for name in ("ATT_API_BASE_URL", "ATT_CLIENT_ID", "ATT_INBOX_ROUTES", "ATT_POLL_INTERVAL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATT_CLIENT_SECRET", client_secret)
-
-
-@pytest.fixture
 def bot(env: None, tmp_path: Path) -> Iterator[Bot]:
     b = Bot(data_dir=tmp_path / "data")
     yield b

@@ -46,13 +46,6 @@ class PageBot(Bot):
         ]
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, client_secret: str) -> None:
-    for name in ("ATT_API_BASE_URL", "ATT_CLIENT_ID", "ATT_INBOX_ROUTES", "ATT_POLL_INTERVAL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATT_CLIENT_SECRET", client_secret)
-
-
 def start_bot(data: Path, sandbox, client_id: str, **overrides: Any) -> PageBot:
     """A bot on persistent storage with alice, bob, carol and the group oncall (in that order)."""
     bot = PageBot(data_dir=data, STORAGE="Shelf")

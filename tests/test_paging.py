@@ -12,13 +12,6 @@ import pytest
 from botkit import Bot, sandbox_config
 
 
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, client_secret: str) -> None:
-    for name in ("ATT_API_BASE_URL", "ATT_CLIENT_ID", "ATT_INBOX_ROUTES", "ATT_POLL_INTERVAL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATT_CLIENT_SECRET", client_secret)
-
-
 def start_bot(data: Path, sandbox, client_id: str, **overrides) -> Bot:
     """A bot on persistent (shelf) storage, so state can be checked across restarts."""
     bot = Bot(data_dir=data, STORAGE="Shelf")

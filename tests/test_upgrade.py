@@ -9,7 +9,6 @@ import sqlite3
 import time
 from pathlib import Path
 
-import pytest
 from botkit import Bot, sandbox_config
 
 #: The previous release's ledger schema (plugins/att_sms/inbox.py of release 1).
@@ -57,13 +56,6 @@ def write_previous_release(data: Path) -> None:
             ("reg-ops\x1fold-pending", "reg-ops", "old-pending", "tel:+12125550188",
              "stored by the previous release", now - 50),
         )  # fmt: skip
-
-
-@pytest.fixture
-def env(monkeypatch: pytest.MonkeyPatch, client_secret: str) -> None:
-    for name in ("ATT_API_BASE_URL", "ATT_CLIENT_ID", "ATT_INBOX_ROUTES", "ATT_POLL_INTERVAL"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ATT_CLIENT_SECRET", client_secret)
 
 
 def test_previous_release_state_is_imported_once(

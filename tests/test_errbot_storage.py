@@ -135,7 +135,7 @@ def test_storage_config_options(tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "sub" / "bot.sqlite3") as db:
         assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     with pytest.raises(StorageConfigError, match="dsn"):
-        make_plugin(tmp_path, dsn="postgresql://db/errbot")
+        make_plugin(tmp_path, dsn="postgresql://u:secret@db/errbot")
     with pytest.raises(StorageConfigError, match="unknown"):
         make_plugin(tmp_path, pth="typo.sqlite3")
     with pytest.raises(StorageConfigError, match="synchronous"):

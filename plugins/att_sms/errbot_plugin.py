@@ -230,7 +230,8 @@ class AttSms(
             f"{p}sms ack <page> | {p}sms cancel <page> | {p}sms pages | "
             f"{p}sms status <messageId> | {p}sms inbox [<registrationId>] | "
             f"{p}sms reply <handle> <text> | {p}sms contacts | {p}sms groups | "
-            f"{p}sms optouts | {p}sms log [N] | {p}sms health (details: {p}help AttSms)"
+            f"{p}sms optouts | {p}sms log [N] | {p}sms health | {p}sms replicas "
+            f"(details: {p}help AttSms)"
         )
 
     # ----------------------------------------------------------------- small helpers

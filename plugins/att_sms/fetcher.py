@@ -26,6 +26,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -62,10 +63,17 @@ _ERRORS: dict[str, type[AttSmsError]] = {
 }
 
 
-def drain_into(client: AttSmsClient, store: Store, registration: str) -> int:
-    """Read a registration's inbox until the carrier returns an empty batch (within a bound).
+def drain_into(
+    client: AttSmsClient,
+    store: Store,
+    registration: str,
+    keep_reading: Callable[[], bool] = lambda: True,
+) -> int:
+    """Read a registration's inbox until it is empty (within a bound): until the carrier
+    returns an empty batch or says, with a pending count of 0, that it holds no more.
 
-    Each batch is committed before the next read. Returns how many new messages were stored.
+    Each batch is committed before the next read; no further read starts once
+    ``keep_reading()`` is false. Returns how many new messages were stored.
     """
     new = 0
     for _ in range(MAX_READS_PER_FETCH):
@@ -74,6 +82,8 @@ def drain_into(client: AttSmsClient, store: Store, registration: str) -> int:
             log.warning("inbound item for %s skipped: %s", registration, problem)
         new += len(store.record_fetched(registration, batch.messages))
         if not batch.messages and not getattr(batch, "skipped", ()):
+            break
+        if batch.pending == 0 or not keep_reading():  # the carrier said it holds no more
             break
     return new
 
@@ -119,6 +129,14 @@ class FetcherProcess:
         if "new" in answer:
             return int(answer["new"])
         raise _error_from(answer)
+
+    def finish(self) -> None:
+        """Ask the child to start no new read: it ends the one it is in, answers, then exits."""
+        if self._proc.stdin and not self._proc.stdin.closed:
+            try:
+                self._proc.stdin.close()
+            except OSError:
+                pass
 
     def kill(self) -> None:
         """End a child that stopped answering (a hung read): nothing it holds is committed."""
@@ -230,13 +248,26 @@ def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
         read_timeout=float(settings.get("read_timeout", 10.0)),
     )
     lock = threading.Lock()
+
+    def bot_still_waiting() -> bool:
+        # The bot writes nothing while it waits for an answer: stdin readable = end of input
+        # (the bot stopped, or died and the kernel closed its end of the pipe).
+        try:
+            with selectors.PollSelector() as selector:
+                selector.register(stdin, selectors.EVENT_READ)
+                return not selector.select(0)
+        except (OSError, ValueError):  # not a pipe (io.UnsupportedOperation is both)
+            return True
+
     try:
         for line in iter(stdin.readline, b""):
             request = json.loads(line)
             with lock:
                 try:
                     answer: dict[str, Any] = {
-                        "new": drain_into(client, store, str(request["registration"]))
+                        "new": drain_into(
+                            client, store, str(request["registration"]), bot_still_waiting
+                        )
                     }
                 except AttSmsError as exc:
                     answer = _error_answer(exc)

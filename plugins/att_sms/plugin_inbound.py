@@ -70,6 +70,8 @@ class InboundPoller:
 
     def _stop_inbound(self) -> None:
         """Let a running poll finish its store writes; no fetch child with old settings stays."""
+        if self._fetcher is not None:
+            self._fetcher.finish()  # a fetch in progress ends after the read it is in
         got_lock = self._poll_lock.acquire(timeout=POLL_LOCK_WAIT)
         try:
             if self._fetcher is not None:

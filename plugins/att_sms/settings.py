@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
+
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
@@ -28,6 +29,8 @@ ENV_PREFIX = "ATT_"
 
 DEFAULT_ACK_WORDS = ("ack", "ok", "yes", "y", "1")
 SMART_CHARACTER_MODES = ("replace", "keep")
+#: How replicas on one store run a command: see docs/DEPLOYMENT.md.
+REPLICA_COMMAND_MODES = ("auto", "once", "all")
 _MAX_ACK_WORD = 20
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
@@ -63,6 +66,7 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "METRICS_PORT": 0,
     "METRICS_HOST": "127.0.0.1",
     "DATABASE_URL": "",
+    "REPLICA_COMMANDS": "auto",
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
@@ -110,6 +114,7 @@ class Settings:
     metrics_host: str = "127.0.0.1"
     database_url: str = ""
     database_password: str = field(default="", repr=False)
+    replica_commands: str = "auto"
 
 
 def parse_settings(
@@ -199,6 +204,9 @@ def _operability(value: Callable[..., Any]) -> dict[str, Any]:
         "alert_after": _number("ALERT_AFTER", value("ALERT_AFTER", 600), low=0, high=7 * 86400),
         "metrics_port": _whole("METRICS_PORT", value("METRICS_PORT", 0), low=0, high=65535),
         "metrics_host": _host("METRICS_HOST", value("METRICS_HOST", "127.0.0.1")),
+        "replica_commands": _choice(
+            "REPLICA_COMMANDS", value("REPLICA_COMMANDS", "auto"), REPLICA_COMMAND_MODES
+        ),
     }
 
 

@@ -39,6 +39,9 @@ sandbox: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+	@# Replicas on PostgreSQL (ngircd and PostgreSQL from Debian's packages; about 6 min).
+	bash scripts/ensure-ngircd.sh && bash scripts/ensure-postgres.sh >/dev/null
+	$(PY) benchmarks/replicas.py
 
 clean-venv:
 	rm -rf $(VENV)

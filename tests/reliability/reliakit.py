@@ -123,7 +123,7 @@ def summary_lines() -> list[str]:
                 f"  {cell_id:<40} {cell['outcome']:<11} sends={cell['sends']} "
                 f"{cell['seconds']:.2f}s  {cell['answer'][:90]}"
             )
-    for key in ("crash_restart", "stop_matrix", "loss_window", "concurrency", "fuzz", "secret_scan"):
+    for key in ("crash_restart", "loss_window", "concurrency", "fuzz", "secret_scan"):
         if key in FIGURES:
             lines.append(f"{key}: {FIGURES[key]}")
     return lines

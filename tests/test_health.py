@@ -6,8 +6,6 @@ import pytest
 from att_sms.health import (
     CarrierCheck,
     HealthSnapshot,
-    PollAlerts,
-    PollTracker,
     RegistrationHealth,
     StoreHealth,
     TokenState,
@@ -17,6 +15,7 @@ from att_sms.health import (
     readiness,
     stuck_bound,
 )
+from att_sms.poll_alerts import PollAlerts
 
 NOW = 1_776_592_800.0
 
@@ -174,24 +173,6 @@ def test_check_all_and_forgetting() -> None:
     assert alerts.alerted() == frozenset()
     with pytest.raises(ValueError):
         PollAlerts(alert_after=float("nan"))
-
-
-def test_poll_tracker_feeds_snapshot_and_alerts() -> None:
-    tracker = PollTracker()
-    tracker.watch(["reg-a", "reg-b"], NOW)
-    tracker.succeeded("reg-a", NOW + 10)
-    tracker.failed("reg-b", NOW + 10, "HTTP 503\nService Unavailable", backoff=60)
-    tracker.failed("reg-b", NOW + 70, "HTTP 503", backoff=120)
-    assert tracker.failing_since() == {"reg-a": None, "reg-b": NOW + 10}
-    reg_a, reg_b = tracker.snapshot({"reg-b": "#ops"})
-    assert reg_a == RegistrationHealth("reg-a", NOW, last_success=NOW + 10)
-    assert reg_b == RegistrationHealth("reg-b", NOW, None, 2, 120, "HTTP 503", "#ops")
-    tracker.succeeded("reg-b", NOW + 190)
-    assert tracker.failing_since()["reg-b"] is None
-    assert tracker.snapshot()[1].consecutive_failures == 0
-    tracker.watch(["reg-b"], NOW + 200)
-    assert [r.registration for r in tracker.snapshot()] == ["reg-b"]
-    assert tracker.snapshot()[0].watched_since == NOW  # kept across a reconfiguration
 
 
 def test_count_sends_reads_the_audit_log() -> None:

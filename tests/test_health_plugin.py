@@ -144,7 +144,8 @@ def test_health_puts_what_is_wrong_first(
     problems, ok = bot.ask("!sms health").split("\n")
 
     assert problems.startswith("PROBLEMS: registration reg-gone (#gone): no successful poll")
-    assert "(1 failure; last error: " in problems and "404" in problems
+    assert "(1 failure, retrying every " in problems and "; last error: " in problems
+    assert "404" in problems
     assert "1 send uncertain in the last hour (see !sms log)" in problems
     assert "registration reg-ops: inbound not posted: cannot post to #ops" in problems
     assert "reg-ops (#ops)" not in problems  # its polling is fine

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 
 import pytest
 import requests
 from att_sms.client import AttSmsClient
 from att_sms.errors import AttSmsError
-from att_sms.health import HealthSnapshot, PollTracker, StoreHealth, readiness
+from att_sms.health import HealthSnapshot, RegistrationHealth, StoreHealth, readiness
 from att_sms.metrics import Metrics
 from att_sms.metrics_server import MetricsServer, MetricsServerError
 from prometheus_client.parser import text_string_to_metric_families
@@ -246,12 +247,11 @@ def test_readiness_fails_and_recovers_with_sandbox_faults(
     """A poll loop against the sandbox: its inbox fails for a while, then works again."""
     sandbox.add_registration("reg-a")
     sandbox.add_registration("reg-b")
-    tracker = PollTracker()
-    tracker.watch(["reg-a", "reg-b"], clock.now)
+    polls = {reg: RegistrationHealth(reg, clock.now) for reg in ("reg-a", "reg-b")}
     store = StoreHealth("sqlite", 4096)
 
     def ready() -> tuple[bool, str]:
-        return readiness(HealthSnapshot(store, registrations=tracker.snapshot()), clock(), 60.0)
+        return readiness(HealthSnapshot(store, registrations=tuple(polls.values())), clock(), 60.0)
 
     metrics.ready_from(ready)
     server = serve(metrics.render, ready)
@@ -259,12 +259,20 @@ def test_readiness_fails_and_recovers_with_sandbox_faults(
 
     def poll_all() -> None:
         for registration in ("reg-a", "reg-b"):
+            old = polls[registration]
             try:
                 client.fetch_inbound(registration)
             except AttSmsError as exc:
-                tracker.failed(registration, clock.now, str(exc), backoff=30)
+                polls[registration] = replace(
+                    old,
+                    consecutive_failures=old.consecutive_failures + 1,
+                    backoff=30,
+                    last_error=str(exc),
+                )
             else:
-                tracker.succeeded(registration, clock.now)
+                polls[registration] = RegistrationHealth(
+                    registration, old.watched_since, last_success=clock.now
+                )
 
     def probe() -> requests.Response:
         return requests.get(server.url + "/readyz", timeout=5)

@@ -1,8 +1,9 @@
-"""The bot's health: a snapshot, its one-glance text, readiness, and the room alerts.
+"""The bot's health: a snapshot, its one-glance text and readiness.
 
 Everything here is plain logic with the time passed in: the plugin gathers a
 :class:`HealthSnapshot` (carrier check, token, polls, store...) and these functions judge
-it. Anything wrong leads the text, so that the on-call engineer reads it first.
+it. Anything wrong leads the text, so that the on-call engineer reads it first. The room
+alerts about polling are in :mod:`att_sms.poll_alerts`.
 """
 
 from __future__ import annotations
@@ -10,15 +11,12 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
     "CarrierCheck",
     "HealthSnapshot",
-    "PollAlert",
-    "PollAlerts",
-    "PollTracker",
     "RegistrationHealth",
     "StoreHealth",
     "TokenState",
@@ -26,6 +24,7 @@ __all__ = [
     "format_duration",
     "format_health",
     "readiness",
+    "short_error",
     "stuck_bound",
 ]
 
@@ -135,7 +134,8 @@ def _size(size: int | None) -> str:
     return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
 
 
-def _error(text: str | None) -> str:
+def short_error(text: str | None) -> str:
+    """``text`` on one line, cut to :data:`MAX_ERROR` characters ("unknown error" if empty)."""
     one = _BLANKS.sub(" ", str(text or "unknown error")).strip()
     return one if len(one) <= MAX_ERROR else one[: MAX_ERROR - 1] + "\u2026"
 
@@ -152,7 +152,7 @@ def _carrier(check: CarrierCheck | None, problems: list[str], fine: list[str]) -
     if check is None:
         fine.append("carrier not checked")
     elif not check.reachable:
-        problems.append(f"carrier unreachable: {_error(check.error)}")
+        problems.append(f"carrier unreachable: {short_error(check.error)}")
     elif check.round_trip is not None and check.round_trip > SLOW_CARRIER:
         problems.append(f"carrier slow ({format_duration(check.round_trip)} round trip)")
     elif check.round_trip is not None:
@@ -165,7 +165,7 @@ def _token(token: TokenState, problems: list[str], fine: list[str]) -> None:
     if token.valid is None:
         fine.append("no token fetched yet")
     elif not token.valid:
-        problems.append(f"no valid token: {_error(token.error)}")
+        problems.append(f"no valid token: {short_error(token.error)}")
     elif token.seconds_left is None:
         fine.append("token valid")
     elif token.seconds_left > 0:
@@ -190,7 +190,8 @@ def _registration(
         detail = _plural(reg.consecutive_failures, "failure")
         if reg.backoff > 0:
             detail += f", retrying every {format_duration(reg.backoff)}"
-        problems.append(f"{_name(reg)}: {what} ({detail}; last error: {_error(reg.last_error)})")
+        error = short_error(reg.last_error)
+        problems.append(f"{_name(reg)}: {what} ({detail}; last error: {error})")
     elif stuck_after is not None and reg.stuck_for(now) > stuck_after:
         problems.append(f"{_name(reg)}: no poll for {age} (is the poller stuck?)")
     elif never:
@@ -222,7 +223,7 @@ def _store(store: StoreHealth, problems: list[str], fine: list[str]) -> None:
     if store.usable:
         fine.append(f"store {store.kind} {_size(store.size_bytes)}")
     else:
-        problems.append(f"store {store.kind} unusable: {_error(store.error)}")
+        problems.append(f"store {store.kind} unusable: {short_error(store.error)}")
 
 
 def format_health(snapshot: HealthSnapshot, now: float, stuck_after: float | None = None) -> str:
@@ -262,7 +263,8 @@ def readiness(snapshot: HealthSnapshot, now: float, stuck_after: float) -> tuple
     """``(True, "ready")``, or ``(False, why)`` when the store is unusable or polling is stuck."""
     reasons: list[str] = []
     if not snapshot.store.usable:
-        reasons.append(f"store {snapshot.store.kind} unusable: {_error(snapshot.store.error)}")
+        store = snapshot.store
+        reasons.append(f"store {store.kind} unusable: {short_error(store.error)}")
     for reg in snapshot.registrations:
         stuck = reg.stuck_for(now)
         if stuck > stuck_after:
@@ -291,128 +293,3 @@ def count_sends(
             outcome = str(entry.get("outcome", "")).split(":", 1)[0].strip().lower() or "unknown"
             counts[outcome] = counts.get(outcome, 0) + 1
     return counts
-
-
-# -------------------------------------------------------------------- polls
-
-
-class PollTracker:
-    """Per registration: last success, failures in a row, backoff, last error.
-
-    Not thread-safe by itself: the poller (one thread) writes, readers take
-    :meth:`snapshot`, whose tuples are immutable.
-    """
-
-    def __init__(self) -> None:
-        self._regs: dict[str, RegistrationHealth] = {}
-        self._failing_since: dict[str, float] = {}
-
-    def watch(self, registrations: Iterable[str], now: float) -> None:
-        """Track exactly these registrations from ``now`` on (keeping what is known)."""
-        wanted = list(dict.fromkeys(registrations))
-        self._regs = {r: self._regs.get(r) or RegistrationHealth(r, now) for r in wanted}
-        self._failing_since = {r: t for r, t in self._failing_since.items() if r in self._regs}
-
-    def succeeded(self, registration: str, now: float) -> None:
-        """A poll of ``registration`` worked at ``now``."""
-        self._regs[registration] = RegistrationHealth(
-            registration, self._get(registration, now).watched_since, last_success=now
-        )
-        self._failing_since.pop(registration, None)
-
-    def failed(self, registration: str, now: float, error: str, backoff: float = 0.0) -> None:
-        """A poll of ``registration`` failed at ``now``; the poller now waits ``backoff`` s."""
-        old = self._get(registration, now)
-        self._regs[registration] = RegistrationHealth(
-            registration,
-            old.watched_since,
-            old.last_success,
-            old.consecutive_failures + 1,
-            backoff,
-            _error(error),
-        )
-        self._failing_since.setdefault(registration, now)
-
-    def failing_since(self) -> dict[str, float | None]:
-        """Per registration: when its current run of failures began (None when fine)."""
-        return {r: self._failing_since.get(r) for r in self._regs}
-
-    def snapshot(self, rooms: Mapping[str, str] | None = None) -> tuple[RegistrationHealth, ...]:
-        """Every registration's health, by name; ``rooms`` adds each one's room."""
-        rooms = rooms or {}
-        return tuple(replace(reg, room=rooms.get(name)) for name, reg in sorted(self._regs.items()))
-
-    def _get(self, registration: str, now: float) -> RegistrationHealth:
-        return self._regs.get(registration) or RegistrationHealth(registration, now)
-
-
-@dataclass(frozen=True)
-class PollAlert:
-    """One line to post in the registration's room: ``kind`` is "down" or "recovered"."""
-
-    registration: str
-    kind: str
-    text: str
-
-
-class PollAlerts:
-    """Decides when to say in the room that replies stopped, and when they came back.
-
-    Per run of failures: one "down" line once it has lasted ``alert_after`` seconds,
-    and one "recovered" line when it ends, only if "down" was said.
-    """
-
-    def __init__(self, alert_after: float = 600.0) -> None:
-        if not alert_after >= 0:
-            raise ValueError(f"alert_after must be a number >= 0, not {alert_after!r}")
-        self.alert_after = alert_after
-        self._alerted: dict[str, float] = {}
-
-    def check(
-        self,
-        registration: str,
-        failing_since: float | None,
-        now: float,
-        error: str | None = None,
-    ) -> PollAlert | None:
-        """The line to post now for ``registration``, if any (each at most once per run)."""
-        if failing_since is None:
-            since = self._alerted.pop(registration, None)
-            if since is None:
-                return None
-            return PollAlert(
-                registration,
-                "recovered",
-                f"SMS replies to registration {registration} are coming in again "
-                f"(polling the carrier failed for {format_duration(now - since)}).",
-            )
-        if registration in self._alerted or now - failing_since < self.alert_after:
-            return None
-        self._alerted[registration] = failing_since
-        reason = f" Last error: {_error(error)}." if error else ""
-        return PollAlert(
-            registration,
-            "down",
-            f"SMS replies to registration {registration} are not coming in: polling the "
-            f"carrier has failed for {format_duration(now - failing_since)}.{reason} The bot "
-            "keeps trying and will say so here when replies come in again.",
-        )
-
-    def check_all(
-        self,
-        failing_since: Mapping[str, float | None],
-        now: float,
-        errors: Mapping[str, str] | None = None,
-    ) -> list[PollAlert]:
-        """:meth:`check` for every registration; forgets those no longer listed."""
-        for gone in set(self._alerted) - set(failing_since):
-            del self._alerted[gone]
-        alerts = [
-            self.check(reg, since, now, (errors or {}).get(reg))
-            for reg, since in sorted(failing_since.items())
-        ]
-        return [alert for alert in alerts if alert is not None]
-
-    def alerted(self) -> frozenset[str]:
-        """Registrations whose "down" line was said and not yet followed by "recovered"."""
-        return frozenset(self._alerted)

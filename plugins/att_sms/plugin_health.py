@@ -22,8 +22,6 @@ from .formatting import echo
 from .health import (
     CarrierCheck,
     HealthSnapshot,
-    PollAlert,
-    PollAlerts,
     RegistrationHealth,
     StoreHealth,
     TokenState,
@@ -35,6 +33,7 @@ from .health import (
 from .metrics_server import MetricsServer, MetricsServerError
 from .plugin_inbound import MAX_BACKOFF
 from .plugin_sending import NotActive
+from .poll_alerts import PollAlert, PollAlerts
 from .settings import Settings
 from .store import Store
 

@@ -200,6 +200,7 @@ def test_reply_goes_from_the_number_the_inbound_was_sent_to(
     (post,) = bot.wait_for_posts("who is this")
     handle = re.search(r"\[#(r\w+)\]", post[1]).group(1)
     assert bot.ask(f"!sms reply {handle} the on-call bot").startswith("Sent to tel:+12125550123")
+    assert post[1].startswith("SMS from +1 212-555-0123 at ")  # shown as a number, with +
     (message,) = sent(sandbox)
     assert message["addresses"] == ["tel:+12125550123"]
     assert message["senderAddress"] == "tel:+12125550777"

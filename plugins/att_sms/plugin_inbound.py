@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from errbot import botcmd
@@ -21,6 +21,7 @@ from .chat_posting import PostFailed, is_slack, post_confirmed
 from .errors import AttSmsError, CarrierUnavailable
 from .fetcher import FetcherExited, FetcherProcess, drain_into
 from .formatting import echo
+from .numbers import canonical_sender
 from .posts import build_posts
 from .store import StoredInbound
 
@@ -238,8 +239,13 @@ class InboundPoller:
         if not is_slack(self._bot) and not in_room(identifier):
             return f"the bot is not in {target} yet (joining); kept"
         extra = self._inbound_notes(messages)
+        # Shown as +E164 however the carrier wrote the sender (tel:2125551234, 2125551234).
+        shown = [
+            replace(m, sender_address=canonical_sender(m.sender_address, settings.default_region))
+            for m in messages
+        ]
         posts = build_posts(
-            messages,
+            shown,
             combine_above=settings.combine_above,
             name_of=store.name_of_sender,
             handle_of=_handle_of,

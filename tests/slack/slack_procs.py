@@ -36,13 +36,6 @@ _LISTENING = re.compile(r"sandbox listening on (http://\S+)")
 _PROXY_VARS = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
 
 
-def _carrier_module() -> str:
-    """The carrier sandbox's CLI module (``carrier_sandbox`` once moved out of the plugin)."""
-    if (REPO_ROOT / "carrier_sandbox" / "__main__.py").exists():
-        return "carrier_sandbox"
-    return "att_sms.sandbox"
-
-
 def _pythonpath() -> str:
     return os.pathsep.join(
         [str(PLUGIN_ROOT / "plugins"), str(REPO_ROOT / "plugins"), str(REPO_ROOT)]
@@ -57,7 +50,7 @@ class CarrierProcess:
         env = dict(os.environ, PYTHONPATH=_pythonpath(), PYTHONUNBUFFERED="1")
         env["SANDBOX_CLIENT_SECRET"] = CARRIER_SECRET  # not on the command line
         argv = [
-            sys.executable, "-m", _carrier_module(), "--host", "127.0.0.1", "--port", "0",
+            sys.executable, "-m", "carrier_sandbox", "--host", "127.0.0.1", "--port", "0",
             "--db", str(workdir / "carrier.sqlite3"), "--client-id", CARRIER_CLIENT_ID,
             "--delivery-delay", "0.1",
         ]  # fmt: skip

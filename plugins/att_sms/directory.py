@@ -16,6 +16,12 @@ token is never both a name and a number. Contacts and groups share one namespace
 Groups hold contact names and normalised numbers, never other groups. A group may be
 empty (until it is deleted); resolving an empty group is refused.
 
+Rotations (``att_sms.rotations``, kept by the store) share the namespace too: the store's
+snapshot adds ``"rotations": {name: [member, ...]}`` and ``"oncall": {name: member}`` (who is
+on call at the snapshot's time, overrides included). ``resolve`` turns a rotation's name into
+that member, or, with ``keep_rotations``, into the target ``rotation:<name>`` that a page
+resolves again at each step (``oncall_target``). A contact a rotation uses cannot be removed.
+
 ``resolve`` re-checks every number (contacts' and groups' stored numbers too) with
 the current ``NumberRules``, so a tightened ``allowed_regions`` applies to what was
 stored earlier.
@@ -44,7 +50,11 @@ __all__ = [
     "new_directory",
     "remove_contact",
     "remove_group",
+    "ROTATION_PREFIX",
+    "oncall_target",
     "resolve",
+    "rotation_of",
+    "rotation_target",
 ]
 
 #: Bounds on what the directory holds (plugin storage is rewritten whole).
@@ -99,6 +109,24 @@ def _groups(state: dict[str, Any]) -> dict[str, list[str]]:
     return state.setdefault("groups", {})
 
 
+def _rotations(state: dict[str, Any]) -> dict[str, list[str]]:
+    return state.get("rotations") or {}
+
+
+#: A page's recipient that names a rotation, resolved again at each step.
+ROTATION_PREFIX = "rotation:"
+
+
+def rotation_target(name: str) -> str:
+    """The page recipient for rotation ``name``."""
+    return ROTATION_PREFIX + name
+
+
+def rotation_of(target: str) -> str | None:
+    """The rotation a page recipient names, or ``None`` for a number."""
+    return target[len(ROTATION_PREFIX) :] if target.startswith(ROTATION_PREFIX) else None
+
+
 def _check_name(raw: object, what: str) -> str:
     """Return ``raw`` as a valid lowercase name, or raise ``DirectoryError``."""
     if not isinstance(raw, str):
@@ -150,6 +178,8 @@ def add_contact(state: dict[str, Any], name: str, raw_number: str, rules: Number
     key = _check_name(name, "contact")
     if key in _groups(state):
         raise DirectoryError(f"contact name {_q(key)} is already a group")
+    if key in _rotations(state):
+        raise DirectoryError(f"contact name {_q(key)} is already a rotation")
     try:
         tel = rules.normalise(raw_number)
     except NumberError as exc:
@@ -172,6 +202,12 @@ def remove_contact(state: dict[str, Any], name: str) -> list[str]:
     contacts = _contacts(state)
     if key not in contacts:
         raise DirectoryError(f"unknown contact {_q(name)}")
+    using = sorted(r for r, members in _rotations(state).items() if key in members)
+    if using:
+        raise DirectoryError(
+            f"contact {_q(key)} is in rotation {', '.join(using)}: change or remove"
+            " the rotation first"
+        )
     del contacts[key]
     left: list[str] = []
     for group, members in _groups(state).items():
@@ -195,6 +231,8 @@ def add_group(
     groups = _groups(state)
     if key in contacts:
         raise DirectoryError(f"group name {_q(key)} is already a contact")
+    if key in _rotations(state):
+        raise DirectoryError(f"group name {_q(key)} is already a rotation")
     if key not in groups and len(groups) >= MAX_GROUPS:
         raise DirectoryError(f"cannot add group {_q(key)}: there are already {MAX_GROUPS} groups")
     current = list(groups.get(key, []))
@@ -209,6 +247,9 @@ def add_group(
                 member = name
             elif name in groups:
                 problems.append(f"{_q(token)}: a group cannot contain a group")
+                continue
+            elif name in _rotations(state):
+                problems.append(f"{_q(token)}: a group cannot contain a rotation")
                 continue
             else:
                 problems.append(f"{_q(token)}: unknown contact")
@@ -282,10 +323,14 @@ def remove_group(
     current[:] = [m for m in current if m not in drop]
 
 
-def resolve(state: dict[str, Any], tokens: list[str], rules: NumberRules) -> list[Recipient]:
-    """Turn contact names, group names and numbers into de-duplicated recipients.
+def resolve(
+    state: dict[str, Any], tokens: list[str], rules: NumberRules, *, keep_rotations: bool = False
+) -> list[Recipient]:
+    """Turn contact names, group names, rotation names and numbers into de-duplicated recipients.
 
-    Every number, stored ones included, is re-checked with ``rules``. Duplicates
+    A rotation is whoever is on call in the snapshot (``"oncall"``), or, with
+    ``keep_rotations``, the target ``rotation:<name>`` (its ``tel`` field) for a page to
+    resolve at each step with ``oncall_target``. Every number, stored ones included, is re-checked with ``rules``. Duplicates
     (after normalisation) keep their first place and label. Any bad token makes one
     ``DirectoryError`` listing every bad token and why.
     """
@@ -314,6 +359,11 @@ def resolve(state: dict[str, Any], tokens: list[str], rules: NumberRules) -> lis
             check(token, None, "")
         elif name in contacts:
             check(contacts[name], name, f"contact {_q(name)}")
+        elif name in _rotations(state):
+            if keep_rotations:
+                found.append(Recipient(rotation_target(name), name))
+            else:
+                _resolve_oncall(state, name, check, problems)
         elif name in groups:
             members = groups[name]
             if not members:
@@ -337,6 +387,32 @@ def resolve(state: dict[str, Any], tokens: list[str], rules: NumberRules) -> lis
             seen.add(recipient.tel)
             unique.append(recipient)
     return unique
+
+
+def _resolve_oncall(state: dict[str, Any], rotation: str, check: Any, problems: list[str]) -> None:
+    """Add whoever is on call for ``rotation`` (labelled ``rotation:contact``)."""
+    member = (state.get("oncall") or {}).get(rotation)
+    contacts: dict[str, str] = state.get("contacts") or {}
+    where = f"rotation {_q(rotation)}"
+    if member is None:
+        problems.append(f"{where}: nobody is on call (its zone is unknown here)")
+    elif member in contacts:
+        check(contacts[member], f"{rotation}:{member}", f"{where} contact {_q(member)}")
+    elif _canonical_tel(member) is not None:
+        check(member, rotation, where)
+    else:
+        problems.append(f"{where}: unknown contact {_q(member)}")
+
+
+def oncall_target(state: dict[str, Any], target: str, rules: NumberRules) -> Recipient:
+    """The recipient a page's ``rotation:<name>`` target is now (or a number unchanged)."""
+    rotation = rotation_of(target)
+    if rotation is None:
+        return Recipient(rules.normalise(target))
+    if rotation not in _rotations(state):
+        raise DirectoryError(f"rotation {_q(rotation)} no longer exists")
+    (found,) = resolve(state, [rotation], rules)
+    return found
 
 
 def name_of(state: dict[str, Any], tel: str) -> str | None:

@@ -25,6 +25,7 @@ from .inbound import (
 from .leases import CommandClaim, Lease, LeaseTables
 from .pages import DuplicatePage, PagePost, PageTables
 from .paging import PagingTables
+from .rotations import RotationRecord, RotationRefused, RotationTables
 from .schema import create_schema
 
 __all__ = [
@@ -35,6 +36,8 @@ __all__ = [
     "InboundOrigin",
     "Lease",
     "PagePost",
+    "RotationRecord",
+    "RotationRefused",
     "Store",
     "StoreError",
     "StoredInbound",
@@ -46,9 +49,9 @@ __all__ = [
 ]
 
 
-class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables):
+class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables, RotationTables):
     """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups,
-    escalating pages, the replicas' lease and command claims."""
+    escalating pages, the replicas' lease and command claims, rotations."""
 
     def __init__(
         self,

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from .. import policy
 from .engine import Database, Tx
+from .rotations import oncall_view
 
 T = TypeVar("T")
 
@@ -34,12 +35,13 @@ class PagingTables:
     def directory(self) -> dict[str, Any]:
         """A snapshot of contacts and groups in ``att_sms.directory``'s dict form."""
         with self._db.transaction() as tx:
-            return _load_directory(tx)
+            return {**_load_directory(tx), **oncall_view(tx, self._db.now())}
 
     def edit_directory(self, change: Callable[[dict[str, Any]], T]) -> T:
         """Apply ``change`` to the directory in one transaction; nothing is written if it raises."""
         with self._db.transaction() as tx:
-            before = _load_directory(tx)
+            tx.lock("att_directory")  # names are shared with rotations (store/rotations.py)
+            before = {**_load_directory(tx), **oncall_view(tx, self._db.now())}
             after = json.loads(json.dumps(before))
             result = change(after)
             _write_directory(tx, before, after)

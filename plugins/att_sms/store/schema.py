@@ -132,6 +132,36 @@ _STATEMENTS = [
         next_at {float} NOT NULL,
         attempts INTEGER NOT NULL
     )""",
+    # Rotations (store/rotations.py): members as JSON, the first shift's local wall time
+    # (YYYY-MM-DDTHH:MM), the shift in seconds, the IANA zone, the room handoffs go to.
+    """CREATE TABLE IF NOT EXISTS att_rotations (
+        name TEXT PRIMARY KEY,
+        members TEXT NOT NULL,
+        start_local TEXT NOT NULL,
+        shift_seconds INTEGER NOT NULL,
+        zone TEXT NOT NULL,
+        room TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {float} NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS att_rotation_overrides (
+        id {serial},
+        rotation TEXT NOT NULL,
+        member TEXT NOT NULL,
+        starts_at {float} NOT NULL,
+        ends_at {float} NOT NULL,
+        created_by TEXT NOT NULL,
+        created_at {float} NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_rotation_overrides_r ON att_rotation_overrides (rotation, ends_at)",
+    # One row per handoff posted (or being posted): the key that makes it once, replicas too.
+    """CREATE TABLE IF NOT EXISTS att_handoff_posts (
+        rotation TEXT NOT NULL,
+        handoff_at {float} NOT NULL,
+        holder TEXT NOT NULL,
+        claimed_at {float} NOT NULL,
+        PRIMARY KEY (rotation, handoff_at)
+    )""",
 ]
 
 

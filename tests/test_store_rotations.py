@@ -137,13 +137,16 @@ def test_an_override_needs_a_rotation_and_a_known_member(store: Store) -> None:
 def test_a_handoff_is_claimed_once_across_replicas(engine: Engine, store: Store) -> None:
     store.save_rotation(record(store))
     replica = engine.open()
+    post = {"room": "#ops", "text": "primary: bob is on call"}
     try:
-        assert store.claim_handoff("primary", 1_800_000_000.0, "a")
-        assert not replica.claim_handoff("primary", 1_800_000_000.0, "b")
-        assert replica.claim_handoff("primary", 1_800_003_600.0, "b")
-        store.release_handoff("primary", 1_800_000_000.0)  # its post failed: claimable again
-        assert replica.claim_handoff("primary", 1_800_000_000.0, "b")
+        assert store.claim_handoff("primary", 1_800_000_000.0, "a", **post)
+        assert not replica.claim_handoff("primary", 1_800_000_000.0, "b", **post)
+        assert replica.claim_handoff("primary", 1_800_003_600.0, "b", **post)
+        queued = store.pending_page_posts()
+        assert [(p.page_id, p.room, p.text) for p in queued] == [
+            ("rotation:primary", "#ops", "primary: bob is on call")
+        ] * 2  # one post per handoff, made with the pages' posts
         store.remove_rotation("primary", "gbin")  # markers go with the rotation
-        assert store.claim_handoff("primary", 1_800_003_600.0, "a")
+        assert store.claim_handoff("primary", 1_800_003_600.0, "a", **post)
     finally:
         replica.close()

@@ -44,6 +44,7 @@ __all__ = [
     "Recipient",
     "add_contact",
     "add_group",
+    "check_name",
     "list_contacts",
     "list_groups",
     "name_of",
@@ -146,6 +147,11 @@ def _check_name(raw: object, what: str) -> str:
             f"{what} name {_q(raw)} looks like a phone number: a name needs a letter"
         )
     return name
+
+
+def check_name(raw: object, what: str) -> str:
+    """``raw`` as a valid lowercase name (contact, group or rotation), or ``DirectoryError``."""
+    return _check_name(raw, what)
 
 
 def _lookup_name(token: str) -> str | None:

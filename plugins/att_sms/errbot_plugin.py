@@ -49,6 +49,7 @@ from att_sms.plugin_health import HealthCommands  # noqa: E402
 from att_sms.plugin_inbound import InboundPoller  # noqa: E402
 from att_sms.plugin_pages import PageCommands  # noqa: E402
 from att_sms.plugin_replicas import ReplicaCoordination  # noqa: E402
+from att_sms.plugin_rotations import RotationCommands  # noqa: E402
 from att_sms.plugin_sending import SendCommands  # noqa: E402
 from att_sms.settings import (  # noqa: E402
     CONFIG_TEMPLATE,
@@ -85,6 +86,7 @@ class AttSms(
     SendCommands,
     PageCommands,
     DirectoryCommands,
+    RotationCommands,
     HealthCommands,
     InboundPoller,
     FollowUps,
@@ -140,6 +142,7 @@ class AttSms(
         if self._settings.follow_up:
             self.start_poller(1.0, self._follow_up_tick, args=(generation,))
         self._start_pages(generation)
+        self._start_handoffs(generation)
         self._start_health(generation)
 
     def _open_store(self, settings: Settings) -> Store:
@@ -230,6 +233,7 @@ class AttSms(
             f"{p}sms ack <page> | {p}sms cancel <page> | {p}sms pages | "
             f"{p}sms status <messageId> | {p}sms inbox [<registrationId>] | "
             f"{p}sms reply <handle> <text> | {p}sms contacts | {p}sms groups | "
+            f"{p}sms rotations | {p}sms oncall [<rotation>] | {p}sms override <rotation> ... | "
             f"{p}sms optouts | {p}sms log [N] | {p}sms health | {p}sms replicas "
             f"(details: {p}help AttSms)"
         )

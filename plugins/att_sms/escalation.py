@@ -244,13 +244,18 @@ def record_send(
     *,
     message_ids: Sequence[str] = (),
     detail: str | None = None,
+    to: str | None = None,
 ) -> Page:
-    """The send's outcome (sent / uncertain / failed); also on a page closed meanwhile."""
+    """The send's outcome (sent / uncertain / failed); also on a page closed meanwhile.
+
+    ``to`` is whom the step texted when its recipient was resolved at send time (a
+    rotation's ``rotation:<name>`` -> whoever was on call); the history keeps it.
+    """
     if outcome not in (SENT, UNCERTAIN, FAILED):
         raise EscalationError(f"unknown send outcome {outcome!r}")
     _require(page, STATES, [SENDING], "record a send")
     entry = {
-        "to": page.recipient, "round": page.round, "step": page.step, "at": now,
+        "to": to or page.recipient, "round": page.round, "step": page.step, "at": now,
         "outcome": outcome, "ids": list(message_ids), "detail": detail,
     }  # fmt: skip
     return _changed(
@@ -377,6 +382,7 @@ class SendOutcome:
     outcome: str
     message_ids: tuple[str, ...] = ()
     detail: str | None = None
+    to: str | None = None  # whom it went to, when not the recipient itself (a rotation)
 
 
 def run_due(
@@ -402,8 +408,9 @@ def run_due(
             save(page)
             result = send(page, page.recipient)
             page = record_send(
-                page, result.outcome, clock(), message_ids=result.message_ids, detail=result.detail
-            )
+                page, result.outcome, clock(), message_ids=result.message_ids,
+                detail=result.detail, to=result.to,
+            )  # fmt: skip
             save(page)
             events.append(Event(result.outcome, page, result.detail))
         elif action.kind == ADVANCE:

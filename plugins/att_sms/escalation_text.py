@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from att_sms.directory import ROTATION_PREFIX
 from att_sms.escalation import (
     BUSY,
     DEFAULT_ACK_WORDS,
@@ -52,11 +53,25 @@ def _who(party: str | None, names: Names = None) -> str:
     """A number with its contact name, or a chat user; neutralised."""
     if not party:
         return "someone"
+    if party.startswith(ROTATION_PREFIX):
+        return f"whoever is on call for {neutralise(party[len(ROTATION_PREFIX) :], max_length=40)}"
     if not party.startswith("tel:"):
         return neutralise(party, max_length=60)
     shown = neutralise(display_number(party), max_length=40)
     name = (names or {}).get(party)
     return f"{neutralise(name, max_length=60)} ({shown})" if name else shown
+
+
+def _step_who(page: Page, names: Names = None) -> str:
+    """The current step's recipient; for a rotation, whom it resolved to (if it did yet)."""
+    target = page.recipient
+    if not target.startswith(ROTATION_PREFIX):
+        return _who(target, names)
+    rotation = neutralise(target[len(ROTATION_PREFIX) :], max_length=40)
+    last = page.history[-1] if page.history else None
+    if last and (last["step"], last["round"]) == (page.step, page.round) and last["to"] != target:
+        return f"{_who(last['to'], names)} for {rotation}"
+    return f"whoever is on call for {rotation}"
 
 
 def _step(page: Page) -> str:
@@ -70,14 +85,14 @@ def sms_text(page: Page, ack_word: str = DEFAULT_ACK_WORDS[0]) -> str:
 
 
 def paged_text(page: Page, names: Names = None) -> str:
-    return f"Page {page.id}: paged {_who(page.recipient, names)} ({_step(page)})."
+    return f"Page {page.id}: paged {_step_who(page, names)} ({_step(page)})."
 
 
 def uncertain_text(page: Page, names: Names = None, detail: str | None = None) -> str:
     why = f" ({neutralise(detail, max_length=200)})" if detail else ""
     then = "Moving on" if has_next(page) else "Closing the page"
     return (
-        f"Page {page.id}: the SMS to {_who(page.recipient, names)} ({_step(page)}) may or may not"
+        f"Page {page.id}: the SMS to {_step_who(page, names)} ({_step(page)}) may or may not"
         f" have gone out{why}; it is not sent again. {then} in"
         f" {format_duration(page.escalate_after)} unless acknowledged."
     )
@@ -86,15 +101,13 @@ def uncertain_text(page: Page, names: Names = None, detail: str | None = None) -
 def failed_text(page: Page, names: Names = None, detail: str | None = None) -> str:
     why = f": {neutralise(detail, max_length=200)}" if detail else ""
     then = "moving on." if has_next(page) else "that was the last step."
-    return (
-        f"Page {page.id}: could not page {_who(page.recipient, names)} ({_step(page)}){why}; {then}"
-    )
+    return f"Page {page.id}: could not page {_step_who(page, names)} ({_step(page)}){why}; {then}"
 
 
 def interrupted_text(page: Page, names: Names = None) -> str:
     """For a page ``recover_interrupted`` changed at start-up."""
     return (
-        f"Page {page.id}: the bot stopped while paging {_who(page.recipient, names)}"
+        f"Page {page.id}: the bot stopped while paging {_step_who(page, names)}"
         f" ({_step(page)}); that SMS may or may not have gone out and is not sent again."
     )
 
@@ -102,7 +115,7 @@ def interrupted_text(page: Page, names: Names = None) -> str:
 def moved_on_text(page: Page, names: Names = None) -> str:
     """Before ``advance``: the current step was not acknowledged in time."""
     return (
-        f"Page {page.id}: {_who(page.recipient, names)} did not acknowledge within"
+        f"Page {page.id}: {_step_who(page, names)} did not acknowledge within"
         f" {format_duration(page.escalate_after)}; moving on."
     )
 

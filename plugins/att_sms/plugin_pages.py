@@ -10,6 +10,7 @@ log and delivery follow-ups apply to each step. Times are the store's clock.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -238,7 +239,7 @@ class PageCommands(PagePosts):
                 return []
             settled = record_send(
                 fresh, sent.send_state, entry["at"],
-                message_ids=sent.message_ids, detail=entry["detail"],
+                message_ids=sent.message_ids, detail=entry["detail"], to=entry["to"],
             )  # fmt: skip
             posts = self._save_transition(store, fresh, settled, names, queue)
             if posts is not None:
@@ -246,23 +247,36 @@ class PageCommands(PagePosts):
         return []
 
     def _send_step(self, ctx: Context, page: Page, recipient: str) -> SendOutcome:
-        """Send the current step through the send pipeline; every error is an outcome."""
+        """Send the current step through the send pipeline; every error is an outcome.
+
+        A rotation (``rotation:<name>``) is whoever is on call now, at this step.
+        """
         msg = _StepMessage(_Starter(page.created_by), page.room)
         text = sms_text(page, ack_word(ctx.settings))
+        to = None
         try:
+            if directory.rotation_of(recipient) is not None:
+                try:
+                    found = directory.oncall_target(ctx.store.directory(), recipient, ctx.rules)
+                except (directory.DirectoryError, NumberError) as exc:
+                    return SendOutcome(FAILED, detail=str(exc))
+                recipient = to = found.tel
             delivery = self._deliver(msg, ctx, text=text, addresses=[recipient], again=True)
-            outcome = step_outcome(delivery.reply, delivery.report)
+            outcome = dataclasses.replace(step_outcome(delivery.reply, delivery.report), to=to)
         except Exception as exc:  # it may have gone out: never send it again
             log.exception("AttSms page %s step %d failed unexpectedly", page.id, page.number)
-            outcome = SendOutcome(UNCERTAIN, detail=f"internal error ({type(exc).__name__})")
+            outcome = SendOutcome(UNCERTAIN, detail=f"internal error ({type(exc).__name__})", to=to)
         self.metrics.record_send(_OUTCOME_METRIC[outcome.outcome])
         return outcome
 
     @staticmethod
     def _page_names(store: Store, page: Page) -> dict[str, str]:
         """Contact names of the page's numbers (for posts)."""
-        numbers = [*page.recipients, page.acked_by or ""]
+        numbers = [*page.recipients, *(e["to"] for e in page.history), page.acked_by or ""]
         found = {tel: store.name_of(tel) for tel in numbers if tel.startswith("tel:")}
+        if any(directory.rotation_of(r) for r in page.recipients):  # whoever a step reaches
+            for name, tel in sorted(store.directory()["contacts"].items(), reverse=True):
+                found[tel] = name  # the alphabetically first name of a number wins
         return {tel: name for tel, name in found.items() if name}
 
     # ----------------------------------------------------------------- acknowledgement by SMS
@@ -335,7 +349,8 @@ class PageCommands(PagePosts):
         settings, store = ctx.settings, ctx.store
         user, room = self._user_of(msg), self._reply_target(msg)
         try:
-            found = directory.resolve(store.directory(), tokens, ctx.rules)
+            # A rotation stays a rotation: each step pages whoever is on call then.
+            found = directory.resolve(store.directory(), tokens, ctx.rules, keep_rotations=True)
             recipients = list(dict.fromkeys(r.tel for r in found))
             build = page_builder(room, text, recipients, user, settings)
             plan = plan_message(

@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlsplit
 import phonenumbers
 
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
+from att_sms.rotations import RotationError, parse_zone
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
 DATABASE_PASSWORD_ENV = "ATT_DATABASE_PASSWORD"
@@ -67,6 +68,8 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "METRICS_HOST": "127.0.0.1",
     "DATABASE_URL": "",
     "REPLICA_COMMANDS": "auto",
+    "TIMEZONE": "UTC",
+    "HANDOFF_SMS": False,
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
@@ -115,6 +118,8 @@ class Settings:
     database_url: str = ""
     database_password: str = field(default="", repr=False)
     replica_commands: str = "auto"
+    timezone: str = "UTC"  # rotations' default zone (IANA name)
+    handoff_sms: bool = False  # text the incoming person at each rotation handoff
 
 
 def parse_settings(
@@ -178,6 +183,7 @@ def parse_settings(
         max_recipients=_whole("MAX_RECIPIENTS", value("MAX_RECIPIENTS", 10), low=1, high=50),
         **_paging(value),
         **_operability(value),
+        **_rotation_settings(value),
         database_url=_database_url(value("DATABASE_URL", "")),
         database_password=env.get(DATABASE_PASSWORD_ENV, ""),
     )
@@ -207,6 +213,21 @@ def _operability(value: Callable[..., Any]) -> dict[str, Any]:
         "replica_commands": _choice(
             "REPLICA_COMMANDS", value("REPLICA_COMMANDS", "auto"), REPLICA_COMMAND_MODES
         ),
+    }
+
+
+def _rotation_settings(value: Callable[..., Any]) -> dict[str, Any]:
+    """Rotations: the default zone and whether handoffs are texted."""
+    zone = value("TIMEZONE", "UTC")
+    if not isinstance(zone, str):
+        raise SettingsError("TIMEZONE", f"must be an IANA zone name, not {type(zone).__name__}")
+    try:
+        parse_zone(zone)
+    except RotationError as exc:
+        raise SettingsError("TIMEZONE", str(exc)) from None
+    return {
+        "timezone": zone.strip(),
+        "handoff_sms": _flag("HANDOFF_SMS", value("HANDOFF_SMS", False)),
     }
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from ..rotations import Override, Rotation, parse_zone
+from ..rotations import Override, Rotation, format_shift, parse_zone
 from .engine import Database, Tx
 
 #: Overrides that ended this long ago are pruned, and handoff markers this old.
@@ -101,7 +101,7 @@ class RotationTables:
             verb = "replaced" if replaced else "added"
             self.record_audit(
                 who=record.created_by, recipients=list(record.members), parts=0, message_ids=[],
-                outcome=f"rotation {record.name} {verb}: shift {int(record.shift.total_seconds())} s"
+                outcome=f"rotation {record.name} {verb}: {format_shift(record.shift)} shifts"
                 f" from {record.start.strftime(_LOCAL_FORMAT)} {record.zone}, room {record.room}",
                 tx=tx,
             )  # fmt: skip
@@ -136,9 +136,10 @@ class RotationTables:
     # -- overrides ---------------------------------------------------------------------
 
     def add_override(
-        self, rotation: str, member: str, start: float, end: float, who: str
+        self, rotation: str, member: str, start: float, end: float, who: str, *, window: str = ""
     ) -> Override:
-        """Put ``member`` on call for ``[start, end)``; newer than every earlier one. Audited."""
+        """Put ``member`` on call for ``[start, end)``; newer than every earlier one. Audited
+        (``window`` says when for people; epoch seconds without it)."""
         with self._db.transaction() as tx:
             tx.lock("att_directory")
             if tx.one("SELECT 1 FROM att_rotations WHERE name = ?", (rotation,)) is None:
@@ -157,8 +158,8 @@ class RotationTables:
             tx.execute("DELETE FROM att_rotation_overrides WHERE ends_at < ?", (now - KEPT,))
             self.record_audit(
                 who=who, recipients=[member], parts=0, message_ids=[],
-                outcome=f"override of rotation {rotation}: {member} from {start:.0f} to {end:.0f}"
-                " (epoch seconds)", tx=tx,
+                outcome=f"override of rotation {rotation}: {member}"
+                f" {window or f'from {start:.0f} to {end:.0f} (epoch seconds)'}", tx=tx,
             )  # fmt: skip
         assert row is not None
         return Override(int(row[0]), member, start, end, who)
@@ -193,8 +194,15 @@ class RotationTables:
 
     # -- handoff posts -----------------------------------------------------------------
 
-    def claim_handoff(self, rotation: str, handoff_at: float, holder: str) -> bool:
-        """Take the one right to post this handoff; False when it is taken already."""
+    def claim_handoff(
+        self, rotation: str, handoff_at: float, holder: str, *, room: str, text: str
+    ) -> bool:
+        """Take the one right to post this handoff and queue its room post, in one
+        transaction; False when it was taken already (another replica, an earlier run).
+
+        The post goes out with the pages' posts (``att_page_posts``): with the chat's
+        confirmation, retried while the chat refuses it.
+        """
         with self._db.transaction() as tx:
             now = self._db.now()
             won = tx.execute(
@@ -202,16 +210,14 @@ class RotationTables:
                 " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (rotation, handoff_at, holder, now),
             ).rowcount
+            if won == 1:
+                tx.execute(
+                    "INSERT INTO att_page_posts (page_id, room, text, next_at, attempts)"
+                    " VALUES (?, ?, ?, ?, 0)",
+                    (f"rotation:{rotation}", room, text, now),
+                )
             tx.execute("DELETE FROM att_handoff_posts WHERE claimed_at < ?", (now - KEPT,))
         return won == 1
-
-    def release_handoff(self, rotation: str, handoff_at: float) -> None:
-        """Give a claimed handoff back (its post failed): it is posted later."""
-        with self._db.transaction() as tx:
-            tx.execute(
-                "DELETE FROM att_handoff_posts WHERE rotation = ? AND handoff_at = ?",
-                (rotation, handoff_at),
-            )
 
 
 def _overrides(tx: Tx, rotation: str, now: float) -> list[Override]:

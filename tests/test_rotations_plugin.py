@@ -152,6 +152,12 @@ def test_commands_as_they_answer(make_bot, sandbox) -> None:
         "primary: alice (opted out: texted STOP; pages to it fail) is on call until"
         " Mon 14 Dec 09:00 CET, then bob"
     )
+    assert bot.ask("!sms page primary,secondary db1 down").splitlines() == [
+        "Page P1: could not page alice (+1 212-555-0101) for primary (step 1/2): opted out"
+        " (texted STOP); moving on.",
+        "Page P1: paged carol (+1 212-555-0103) for secondary (step 2/2).",
+    ]
+    assert [a for a, _ in sent(sandbox)] == [CAROL]
     assert bot.ask("!sms rotation remove primary") == "Rotation primary removed."
     assert bot.ask("!sms oncall primary") == "No rotation primary."
     assert bot.ask("!sms contact remove bob") == "Contact bob removed."

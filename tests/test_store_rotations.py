@@ -3,6 +3,7 @@ contacts and groups, audited changes, overrides, on-call resolution, handoff cla
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
@@ -10,6 +11,7 @@ from typing import TYPE_CHECKING
 import pytest
 from att_sms import directory
 from att_sms.numbers import NumberRules
+from att_sms.oncall import OnCallDesk
 from att_sms.store import RotationRecord, RotationRefused, Store
 
 pytest_plugins = ["pgserver"]
@@ -148,5 +150,41 @@ def test_a_handoff_is_claimed_once_across_replicas(engine: Engine, store: Store)
         ] * 2  # one post per handoff, made with the pages' posts
         store.remove_rotation("primary", "gbin")  # markers go with the rotation
         assert store.claim_handoff("primary", 1_800_003_600.0, "a", **post)
+    finally:
+        replica.close()
+
+
+def test_replicas_post_each_handoff_once_and_only_the_latest(engine: Engine, store: Store) -> None:
+    """Two replicas' desks race for the handoffs after a long pause: one post, the current one."""
+    replica = engine.open()
+    start = datetime(2026, 12, 7, 9, 0, tzinfo=UTC).timestamp()
+    clock = {"now": start - 60}
+    for opened in (store, replica):
+        opened.database.now = lambda: clock["now"]  # the store's clock, under the test's control
+    try:
+        store.save_rotation(
+            record(store, start=datetime(2026, 12, 7, 9, 0), shift=timedelta(hours=1))
+        )
+        desks = [OnCallDesk(s, RULES, "UTC") for s in (store, replica)]
+        assert [d.claim_handoffs("x") for d in desks] == [[], []]  # no handoff since saved
+        clock["now"] = start + 3.5 * 3600  # down over three handoffs (10:00, 11:00, 12:00)
+        results: list[list] = []
+        threads = [
+            threading.Thread(target=lambda d=d: results.append(d.claim_handoffs(str(id(d)))))
+            for d in desks
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        claimed = [h for result in results for h in result]
+        assert [(h.rotation, h.at, h.tel) for h in claimed] == [("primary", start + 3 * 3600, BOB)]
+        assert [p.text for p in store.pending_page_posts()] == [
+            "primary: bob is on call until Mon 7 Dec 13:00 UTC (was alice)"
+        ]
+        assert claimed[0].sms == "primary: you are on call until Mon 7 Dec 13:00 UTC"
+        assert [d.claim_handoffs("x") for d in desks] == [[], []]
+        clock["now"] += 3600
+        assert len(desks[1].claim_handoffs("y")) == 1 and desks[0].claim_handoffs("x") == []
     finally:
         replica.close()

@@ -360,3 +360,36 @@ def test_times_show_the_zone_abbreviation_and_other_years() -> None:
     assert format_local(at, berlin) == "Mon 7 Dec 09:00 CET"
     assert format_local(at, berlin, now=at - 40 * 86400 * 10) == "Mon 7 Dec 2026 09:00 CET"
     assert math.isclose(at, datetime(2026, 12, 7, 8, 0, tzinfo=UTC).timestamp())
+
+
+# ------------------------------------------------------------------ a page to a rotation
+
+
+def test_a_rotation_step_records_whom_it_texted() -> None:
+    from att_sms import escalation as esc
+    from att_sms.escalation_text import event_text, list_line
+
+    page = esc.new_page(1, "#ops", "db1 down", ["rotation:primary"], 1000.0, created_by="ann")
+    clock = [1000.0]
+    whom = {"rotation:primary": "tel:+12125550102"}
+
+    def send(step: esc.Page, recipient: str) -> esc.SendOutcome:
+        return esc.SendOutcome(esc.SENT, ("id1",), to=whom[recipient])
+
+    page, events, _ = esc.run_due(page, lambda: clock[0], save=lambda p: None, send=send)
+    assert page.history[-1]["to"] == "tel:+12125550102"
+    assert esc.paged_numbers(page) == ["tel:+12125550102"]  # an SMS ack from bob finds it
+    names = {"tel:+12125550102": "bob"}
+    assert event_text(events[0], names) == (
+        "Page P1: paged bob (+1 212-555-0102) for primary (step 1/1)."
+    )
+    assert "paged bob (+1 212-555-0102) 0 s ago" in list_line(page, 1000.0, names)
+    # Not resolved (the rotation was removed): the post says so.
+    fresh = esc.begin_send(
+        esc.new_page(2, "#ops", "x", ["rotation:primary"], 0.0, created_by="a"), 0.0
+    )
+    failed = esc.record_send(fresh, esc.FAILED, 0.0, detail="rotation 'primary' no longer exists")
+    assert event_text(esc.Event(esc.FAILED, failed, failed.history[-1]["detail"])) == (
+        "Page P2: could not page whoever is on call for primary (step 1/1): rotation 'primary'"
+        " no longer exists; that was the last step."
+    )

@@ -272,7 +272,7 @@ class PageCommands(PagePosts):
     @staticmethod
     def _page_names(store: Store, page: Page) -> dict[str, str]:
         """Contact names of the page's numbers (for posts)."""
-        numbers = [*page.recipients, *(e["to"] for e in page.history), page.acked_by or ""]
+        numbers = [*page.recipients, page.acked_by or ""]
         found = {tel: store.name_of(tel) for tel in numbers if tel.startswith("tel:")}
         if any(directory.rotation_of(r) for r in page.recipients):  # whoever a step reaches
             for name, tel in sorted(store.directory()["contacts"].items(), reverse=True):

@@ -13,6 +13,8 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
+from att_sms import escalation as esc
+from att_sms.escalation_text import event_text, list_line
 from att_sms.rotations import (
     Override,
     Rotation,
@@ -366,9 +368,6 @@ def test_times_show_the_zone_abbreviation_and_other_years() -> None:
 
 
 def test_a_rotation_step_records_whom_it_texted() -> None:
-    from att_sms import escalation as esc
-    from att_sms.escalation_text import event_text, list_line
-
     page = esc.new_page(1, "#ops", "db1 down", ["rotation:primary"], 1000.0, created_by="ann")
     clock = [1000.0]
     whom = {"rotation:primary": "tel:+12125550102"}

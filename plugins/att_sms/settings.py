@@ -32,6 +32,9 @@ SMART_CHARACTER_MODES = ("replace", "keep")
 #: How replicas on one store run a command: see docs/DEPLOYMENT.md.
 REPLICA_COMMAND_MODES = ("auto", "once", "all")
 _MAX_ACK_WORD = 20
+#: Billed segments x recipients per UTC day for the whole bot (0 turns the cap off): a
+#: busy team's worst night is far below it, a send loop stops there (README, "Cost").
+DEFAULT_DAILY_LIMIT = 1000
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _HOSTNAME = re.compile(
@@ -54,7 +57,7 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "FOLLOW_UP": True,
     "FOLLOW_UP_LIMIT": 3600,
     "RATE_LIMIT": 0,
-    "DAILY_LIMIT": 0,
+    "DAILY_LIMIT": DEFAULT_DAILY_LIMIT,
     "READ_TIMEOUT": 10,
     "MAX_RECIPIENTS": 10,
     "ESCALATE_AFTER": 300,
@@ -101,7 +104,7 @@ class Settings:
     follow_up: bool = True
     follow_up_limit: float = 3600.0
     rate_limit: int = 0
-    daily_limit: int = 0
+    daily_limit: int = DEFAULT_DAILY_LIMIT
     read_timeout: float = 10.0
     max_recipients: int = 10
     escalate_after: float = 300.0
@@ -173,7 +176,7 @@ def parse_settings(
             "FOLLOW_UP_LIMIT", value("FOLLOW_UP_LIMIT", 3600), low=1, high=7 * 86400
         ),
         rate_limit=_whole("RATE_LIMIT", value("RATE_LIMIT", 0), low=0, high=10**6),
-        daily_limit=_whole("DAILY_LIMIT", value("DAILY_LIMIT", 0), low=0, high=10**7),
+        daily_limit=_whole("DAILY_LIMIT", value("DAILY_LIMIT", DEFAULT_DAILY_LIMIT), low=0, high=10**7),
         read_timeout=_number("READ_TIMEOUT", value("READ_TIMEOUT", 10), low=0.1, high=300),
         max_recipients=_whole("MAX_RECIPIENTS", value("MAX_RECIPIENTS", 10), low=1, high=50),
         **_paging(value),

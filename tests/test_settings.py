@@ -106,6 +106,7 @@ def test_new_keys_from_config() -> None:
         "METRICS_PORT": 9464,
         "METRICS_HOST": "[::1]",
         "DATABASE_URL": "postgresql://bot@db.example:5432/att_sms?sslmode=require",
+        "DATABASE_TLS": "require",  # TLS not verifying the server, said explicitly
     }
     s = parse_settings(config, {**ENV, "ATT_DATABASE_PASSWORD": "pg-pass-value"})
     assert (s.max_recipients, s.escalate_after, s.escalate_rounds) == (50, 2.0, 3)

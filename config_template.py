@@ -25,7 +25,7 @@ BACKEND = os.environ.get("ERRBOT_BACKEND", "Text")
 BOT_EXTRA_PLUGIN_DIR = os.environ.get("ATT_SMS_PLUGIN_DIR", str(_HERE))
 
 BOT_DATA_DIR = os.environ.get("ERRBOT_DATA_DIR", str(Path.home() / ".local/share/errbot-att-sms"))
-Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)
+Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)  # numbers, texts, logs
 # errbot's own settings (`!plugin config`, blacklists...) in SQLite, each change committed
 # at once: errbot's default Shelf store can be left corrupt by a kill (docs/STORAGE.md).
 BOT_EXTRA_STORAGE_PLUGINS_DIR = str(Path(BOT_EXTRA_PLUGIN_DIR) / "errbot_storage/.errbot_plugin")

@@ -14,6 +14,8 @@ import struct
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from att_sms import database_url as dbu
@@ -270,3 +272,45 @@ def test_require_against_the_test_postgresql_without_tls_fails(
             tmp_path, database_url=settings_url(pg_url, "require"), password=pg_server.password
         )
     assert "SSL" in str(err.value)
+
+
+# -- errbot's settings on PostgreSQL (STORAGE_CONFIG 'dsn'): the same rule -----------------
+
+
+def storage_plugin(data_dir: Path, **storage_config: object) -> Any:
+    from errbot_storage.storage_plugin import SQLiteStoragePlugin
+
+    return SQLiteStoragePlugin(
+        SimpleNamespace(BOT_DATA_DIR=str(data_dir), STORAGE_CONFIG=dict(storage_config))
+    )
+
+
+def test_errbot_storage_refuses_unverified_tls_to_another_machine(tmp_path: Path) -> None:
+    from errbot_storage.sqlite_kv import StorageConfigError
+
+    for dsn in (
+        "postgresql://att@db.example/errbot",
+        "postgresql://att@db.example/e?sslmode=require",
+    ):
+        with pytest.raises(StorageConfigError, match="'tls' to require"):
+            storage_plugin(tmp_path, dsn=dsn)
+    verified = "postgresql://att@db.example/errbot?sslmode=verify-full"
+    assert storage_plugin(tmp_path, dsn=verified).options.dsn == verified
+    assert storage_plugin(
+        tmp_path, dsn="postgresql://att@db.example/errbot", tls="require"
+    ).options.dsn == ("postgresql://att@db.example/errbot?sslmode=require")
+    with pytest.raises(StorageConfigError, match="must be one of verify, require, off"):
+        storage_plugin(tmp_path, dsn=verified, tls="maybe")
+    with pytest.raises(StorageConfigError, match="applies to a 'dsn'"):
+        storage_plugin(tmp_path, tls="require")
+
+
+def test_errbot_storage_never_sends_the_password_to_a_server_declining_tls(
+    declining: DecliningServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ATT_DATABASE_PASSWORD", DB_PASSWORD)
+    plugin = storage_plugin(tmp_path, dsn=remote_looking_url(declining), tls="require")
+    with pytest.raises(Exception) as err:  # noqa: PT011 - the storage's connection error
+        plugin.open("core")
+    assert "SSL" in str(err.value)
+    assert declining.declined >= 1 and declining.received == b""

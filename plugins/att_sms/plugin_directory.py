@@ -33,14 +33,20 @@ class DirectoryCommands:
             old = directory.contact_number(book, name)
             return old, directory.add_contact(book, name, number.strip().strip('"'), rules)
 
+        key = name.lower()
+
+        def audit(result: tuple[str | None, str]) -> dict[str, Any] | None:
+            old, tel = result
+            return (
+                None if old == tel else self._audit_entry(msg, [tel], contact_change(key, old, tel))
+            )
+
         try:
-            old, tel = self._sms_store.edit_directory(change)
+            old, tel = self._sms_store.edit_directory(change, audit)
         except (directory.DirectoryError, NumberError) as exc:
             return f"Contact not saved: {echo(str(exc), 300)}"
-        key = name.lower()
         if old == tel:
             return f"Contact {key} is {tel} ({display_number(tel)}) (unchanged)."
-        self._audit_directory(msg, [tel], contact_change(key, old, tel))
         if old is None:
             return f"Contact {key} is {tel} ({display_number(tel)})."
         # Said in the room where it was changed: whoever is paged as `key` changes with it.
@@ -49,11 +55,12 @@ class DirectoryCommands:
             f"no longer to {old} ({display_number(old)})."
         )
 
-    def _audit_directory(self, msg: Any, numbers: list[str], outcome: str) -> None:
-        """An address-book change in the audit log (``!sms log``), with who made it."""
-        self._sms_store.record_audit(
-            who=self._user_of(msg), recipients=numbers, parts=0, message_ids=[], outcome=outcome
-        )
+    def _audit_entry(self, msg: Any, numbers: list[str], outcome: str) -> dict[str, Any]:
+        """An address-book change for the audit log (``!sms log``), with who made it."""
+        return {
+            "who": self._user_of(msg), "recipients": numbers, "parts": 0, "message_ids": [],
+            "outcome": outcome,
+        }  # fmt: skip
 
     @botcmd
     def sms_contact_remove(self, msg: Any, args: str) -> str:
@@ -67,10 +74,16 @@ class DirectoryCommands:
                 old = directory.contact_number(book, name)
                 return old, directory.remove_contact(book, name)
 
-            old, groups = self._sms_store.edit_directory(remove)
+            old, groups = self._sms_store.edit_directory(
+                remove,
+                lambda result: self._audit_entry(
+                    msg,
+                    [result[0]] if result[0] else [],
+                    contact_change(name.lower(), result[0], None),
+                ),
+            )
         except (ArgumentError, directory.DirectoryError) as exc:
             return f"Nothing removed: {echo(str(exc), 300)}"
-        self._audit_directory(msg, [old] if old else [], contact_change(name.lower(), old, None))
         also = f" (also removed from {', '.join(groups)})" if groups else ""
         return f"Contact {name.lower()} removed{also}."
 

@@ -25,7 +25,7 @@ BACKEND = os.environ.get("ERRBOT_BACKEND", "Text")
 BOT_EXTRA_PLUGIN_DIR = os.environ.get("ATT_SMS_PLUGIN_DIR", str(_HERE))
 
 BOT_DATA_DIR = os.environ.get("ERRBOT_DATA_DIR", str(Path.home() / ".local/share/errbot-att-sms"))
-Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True)
+Path(BOT_DATA_DIR).mkdir(parents=True, exist_ok=True, mode=0o700)  # numbers, texts, logs
 # errbot's own settings (`!plugin config`, blacklists...) in SQLite, each change committed
 # at once: errbot's default Shelf store can be left corrupt by a kill (docs/STORAGE.md).
 BOT_EXTRA_STORAGE_PLUGINS_DIR = str(Path(BOT_EXTRA_PLUGIN_DIR) / "errbot_storage/.errbot_plugin")
@@ -59,6 +59,28 @@ AUTOINSTALL_DEPS = True
 BOT_ASYNC = True
 BOT_ASYNC_POOLSIZE = 10
 
-# Who may page and who may change contacts: see README, "Access control".
+# Who may do what (README, "Access control"). errbot takes the FIRST pattern that matches a
+# command (shell-style, case-insensitive), so the admin-only rules come before "AttSms:*".
+# `allowrooms` is not checked in direct messages: a DM passes it, so the room-only rules
+# also say `allowprivate: False`, and the admin-only rules rest on `allowusers`, which holds
+# in rooms and DMs alike. The rooms are the ones the bot joins (CHATROOM_PRESENCE) unless
+# ERRBOT_SMS_ROOMS names others (on Slack: bare channel ids, C0123ABCD).
+SMS_ROOMS = tuple(
+    r for r in os.environ.get("ERRBOT_SMS_ROOMS", ",".join(CHATROOM_PRESENCE)).split(",") if r
+)
+# The Text backend is a terminal: its only user is BOT_ADMINS[0], always in a "DM".
+_DIRECT_MESSAGES = BACKEND == "Text"
+_ADMINS_ONLY = {"allowusers": BOT_ADMINS}
 ACCESS_CONTROLS_DEFAULT = {}
-ACCESS_CONTROLS = {}
+ACCESS_CONTROLS = {
+    # Who gets paged, and what was sent: bot admins only, in a room or a DM.
+    "AttSms:sms_contact_*": _ADMINS_ONLY,
+    "AttSms:sms_group_*": _ADMINS_ONLY,
+    "AttSms:sms_rotation*": _ADMINS_ONLY,
+    "AttSms:sms_override*": _ADMINS_ONLY,
+    "AttSms:sms_optout*": _ADMINS_ONLY,
+    "AttSms:sms_log": _ADMINS_ONLY,
+    # Everything else (send, page, reply, ack, cancel, status, pages...): everyone in the
+    # configured rooms, where the team sees it; not in a DM (anyone can open one).
+    "AttSms:*": {"allowrooms": SMS_ROOMS, "allowprivate": _DIRECT_MESSAGES},
+}

@@ -89,7 +89,8 @@ def errbot_logs_to(path: Path) -> Iterator[None]:
 @contextlib.contextmanager
 def running_bot(sandbox: Sandbox, data_dir: Path, **plugin_config: Any) -> Iterator[Any]:
     """errbot's test backend (``tests/botkit.Bot``) on the default storage, with AttSms
-    configured for ``sandbox`` by ``!plugin config`` (poller off, everything else default).
+    configured for ``sandbox`` by ``!plugin config`` (poller off, no daily cap, everything
+    else default).
     Call inside ``bot_environment()`` and ``errbot_logs_to()``."""
     from botkit import Bot
 
@@ -101,6 +102,9 @@ def running_bot(sandbox: Sandbox, data_dir: Path, **plugin_config: Any) -> Itera
             "INBOX_ROUTES": {REGISTRATION: ROOM},
             "POLL_INTERVAL": 0,
             "COMBINE_ABOVE": COMBINE_ABOVE,
+            # The figures are taken with no daily cap (the default 1000 would refuse the
+            # history benchmark's sends after its 10,000 recorded ones).
+            "DAILY_LIMIT": 0,
             **plugin_config,
         }
         answer = bot.configure(config)

@@ -71,12 +71,23 @@ def check_dsn(dsn: Any) -> str:
     if parts.scheme.lower() not in ("postgresql", "postgres"):
         raise StorageConfigError("STORAGE_CONFIG 'dsn' must be a postgresql:// URL")
     query_keys = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    if parts.password or "password" in query_keys:
+    if _libpq_password(dsn) or "password" in query_keys:
         raise StorageConfigError(
             "STORAGE_CONFIG 'dsn' must not carry the password (errbot may log its config): "
             f"set {PASSWORD_ENV} (or PGPASSWORD) in the bot's environment"
         )
     return dsn
+
+
+def _libpq_password(dsn: str) -> str:
+    """The password libpq reads from ``dsn``: its user part runs to the first ``@`` before any
+    ``/`` (libpq's ``conninfo_uri_parse_options``), so ``#`` and ``?`` in a password are
+    part of it (``urlsplit`` would take them for a fragment or a query)."""
+    rest = dsn.split("://", 1)[1] if "://" in dsn else ""
+    end = next((i for i, c in enumerate(rest) if c in "@/"), len(rest))
+    if end == len(rest) or rest[end] != "@":
+        return ""
+    return rest[:end].partition(":")[2]
 
 
 class PostgresKV:

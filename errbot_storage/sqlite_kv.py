@@ -21,6 +21,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from errbot_storage.private_files import private_dirs, private_sqlite_file
+
 __all__ = ["SQLiteKV", "StorageConfigError", "connect", "create_schema"]
 
 SCHEMA = (
@@ -65,7 +67,8 @@ def connect(path: Path, synchronous: str = "NORMAL") -> sqlite3.Connection:
     """Open (creating it if needed) the database file in WAL mode, autocommit."""
     if synchronous not in SYNCHRONOUS_MODES:
         raise StorageConfigError(f"synchronous must be one of {SYNCHRONOUS_MODES}")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dirs(path.parent)
+    private_sqlite_file(path)
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False
     )

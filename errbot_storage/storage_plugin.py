@@ -14,12 +14,15 @@ STORAGE_CONFIG options (all optional):
 * ``dsn``: a ``postgresql://`` URL (no password: ``$ATT_DATABASE_PASSWORD``) to keep the
   settings in PostgreSQL instead, shared by the bot's replicas (``postgres_kv``); then
   ``path`` and ``synchronous`` do not apply.
+* ``tls`` (with ``dsn``): ``verify`` (default: to another machine only
+  ``sslmode=verify-full``/``verify-ca``), ``require`` or ``off``; see ``pg_tls``.
 * ``basedir``: where the old Shelf files are (Shelf's own option). Default BOT_DATA_DIR.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import pickle
 import threading
 from collections.abc import Callable, Mapping
@@ -29,6 +32,7 @@ from typing import Any
 
 from errbot.storage.base import StorageBase, StoragePluginBase
 
+from errbot_storage.pg_tls import check_tls
 from errbot_storage.postgres_kv import PostgresKV, check_dsn
 from errbot_storage.shelf_import import import_shelf_once
 from errbot_storage.sqlite_kv import SQLiteKV, StorageConfigError
@@ -40,7 +44,7 @@ log = logging.getLogger("errbot_storage")
 DEFAULT_FILE = "storage.sqlite3"
 #: Protocol 4 is read by every supported Python (3.4+).
 PICKLE_PROTOCOL = 4
-KNOWN_OPTIONS = frozenset({"path", "synchronous", "basedir", "dsn"})
+KNOWN_OPTIONS = frozenset({"path", "synchronous", "basedir", "dsn", "tls"})
 SQLITE_ONLY = frozenset({"path", "synchronous"})
 
 #: Either engine's key-value store (same methods).
@@ -77,6 +81,9 @@ def parse_options(config: Mapping[str, Any] | None, data_dir: Path) -> StorageOp
             raise StorageConfigError(
                 f"STORAGE_CONFIG {both} are SQLite options; with 'dsn' (PostgreSQL) remove them"
             )
+        dsn = check_tls(dsn, config.get("tls", "verify"), os.environ)
+    elif "tls" in config:
+        raise StorageConfigError("STORAGE_CONFIG 'tls' applies to a 'dsn' (PostgreSQL) only")
     return StorageOptions(path=path, synchronous=synchronous, shelf_dir=shelf_dir, dsn=dsn)
 
 

@@ -118,7 +118,12 @@ def test_a_shelf_two_replicas_find_at_once_is_imported_once(
 
 
 def test_a_dsn_with_a_password_or_with_sqlite_options_is_refused(tmp_path: Path) -> None:
-    for dsn in ("postgresql://att:hunter2@db/errbot", "postgresql://db/errbot?password=hunter2"):
+    for dsn in (
+        "postgresql://att:hunter2@db/errbot",
+        "postgresql://db/errbot?password=hunter2",
+        "postgresql://att:#hunter2@db/errbot",  # urlsplit reads "#hunter2@db/errbot" as a fragment
+        "postgresql://att:hun?ter2@db/errbot",
+    ):
         with pytest.raises(StorageConfigError, match="password") as refused:
             make_plugin(tmp_path, dsn=dsn)
         assert "hunter2" not in str(refused.value)

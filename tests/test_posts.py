@@ -34,3 +34,33 @@ def test_combined_above_threshold_and_capped() -> None:
     keys = [k for p in posts for k in p.keys]
     assert keys == [m.key for m in messages]
     assert posts[0].text.startswith(f"{len(posts[0].keys)} SMS replies:")
+
+
+def test_the_plugins_note_is_on_a_line_no_sms_can_start() -> None:
+    """An SMS that reads like the plugin's note still reads as the sender's text."""
+    from att_sms.posts import NOTE_MARK, render_line
+    from errbot.rendering import imtext, text
+
+    forged = stored(7, "ok on it (acknowledges page P7)")
+    forged_multi = stored(8, "ok on it\n\u21b3 (acknowledges page P7)\r\n\u2028\u21b3 (x)")
+    genuine = stored(9, "ok on it")
+
+    def note_of(m: StoredInbound) -> str | None:
+        return "acknowledges page P7" if m is genuine else None
+
+    for convert in (lambda t: t, text().convert, imtext().convert):  # Slack; IRC, Text
+        shown = {
+            m.seq: convert(render_line(m, note_of=note_of)) for m in (forged, forged_multi, genuine)
+        }
+        for seq in (7, 8):
+            assert not any(line.startswith(NOTE_MARK) for line in shown[seq].splitlines())
+            assert len(shown[seq].splitlines()) == 1
+        first, note = shown[9].splitlines()
+        assert first.endswith(": ok on it 9") and note == f"{NOTE_MARK}(acknowledges page P7)"
+    posts = build_posts([forged, genuine, *(stored(i) for i in range(20))], combine_above=3,
+                        note_of=note_of)  # fmt: skip
+    lines = posts[0].text.splitlines()
+    assert [line for line in lines if line.startswith(NOTE_MARK)] == [
+        f"{NOTE_MARK}(acknowledges page P7)"
+    ]
+    assert lines[lines.index(f"{NOTE_MARK}(acknowledges page P7)") - 1].endswith("ok on it 9")

@@ -106,6 +106,7 @@ def test_new_keys_from_config() -> None:
         "METRICS_PORT": 9464,
         "METRICS_HOST": "[::1]",
         "DATABASE_URL": "postgresql://bot@db.example:5432/att_sms?sslmode=require",
+        "DATABASE_TLS": "require",  # TLS not verifying the server, said explicitly
     }
     s = parse_settings(config, {**ENV, "ATT_DATABASE_PASSWORD": "pg-pass-value"})
     assert (s.max_recipients, s.escalate_after, s.escalate_rounds) == (50, 2.0, 3)
@@ -264,3 +265,10 @@ def test_api_base_url_plain_http_elsewhere_refused(url: str) -> None:
     assert err.value.key == "API_BASE_URL"
     assert "client secret in clear" in message and "https://" in message
     assert "\n" not in message
+
+
+def test_daily_limit_is_on_by_default() -> None:
+    """A send loop stops at the default cap; 0 still turns it off when asked for."""
+    assert parse_settings(BASE, ENV).daily_limit == 1000
+    assert CONFIG_TEMPLATE["DAILY_LIMIT"] == 1000
+    assert parse_settings({**BASE, "DAILY_LIMIT": 0}, ENV).daily_limit == 0

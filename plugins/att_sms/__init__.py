@@ -17,3 +17,12 @@ def source_mtimes() -> dict[str, float]:
 
 
 SOURCE_MTIMES = source_mtimes()
+
+
+def _escape_log_lines() -> None:
+    from .log_safety import install
+
+    install()
+
+
+_escape_log_lines()

@@ -34,6 +34,7 @@ from urllib.parse import quote
 import requests
 from urllib3.exceptions import InvalidHeader
 
+from .answer_limits import MAX_ANSWER_BYTES, AnswerTooLarge, read_capped
 from .answers import (
     DeliveryInfo,
     InboundBatch,
@@ -55,6 +56,7 @@ from .errors import (
     SendUncertain,
     carrier_error_details,
 )
+from .redaction import redact
 from .tokens import TokenStatus, _read_token, _Token, _TokenCache
 from .transport import (
     DEFAULT_MAX_IDLE,
@@ -100,6 +102,9 @@ REACHABILITY_READ_TIMEOUT = 5.0
 ExchangeObserver = Callable[[str, float, str], None]
 
 _UNCERTAIN_HINT = "the message may have been sent: check before sending it again"
+#: What each operation's answer is, in an error text.
+_ANSWER_OF = {"token": "access token", "send": "send", "status": "delivery status",
+              "inbox": "inbound messages"}  # fmt: skip
 
 
 # --------------------------------------------------------------------------
@@ -129,6 +134,7 @@ class AttSmsClient:
         inbox_read_timeout: float = 60.0,
         max_idle: float | None = DEFAULT_MAX_IDLE,
         observer: ExchangeObserver | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.client_id = client_id
@@ -140,6 +146,7 @@ class AttSmsClient:
         self.backoff_factor = backoff_factor
         self.max_retry_after = max_retry_after
         self._observer = observer
+        self.max_answer_bytes = max_answer_bytes
         #: Tokens requested from the carrier so far by this client.
         self.token_requests = 0
         self._client_secret = client_secret
@@ -292,8 +299,16 @@ class AttSmsClient:
                 headers=headers,
                 timeout=timeout,
                 allow_redirects=False,
+                stream=True,
                 **kwargs,
             )
+            read_capped(response, _ANSWER_OF.get(operation, operation), self.max_answer_bytes)
+        except AnswerTooLarge as exc:
+            log.warning("%s %s: %s", method, path, exc)
+            self._observe(operation, time.monotonic() - started, "too_large")
+            if sending:
+                raise AnswerTooLarge(f"{exc}; {_UNCERTAIN_HINT}") from None
+            raise
         except requests.RequestException as exc:
             log.debug("%s %s failed: %s", method, path, type(exc).__name__)
             self._observe(operation, time.monotonic() - started, "error")
@@ -402,10 +417,10 @@ class AttSmsClient:
 
     def _clean(self, text: str) -> str:
         """One line, bounded, with the secret and tokens blanked out."""
-        text = " ".join(text.split())
-        for secret in (self._client_secret, *self._issued):
-            if secret:
-                text = text.replace(secret, "***")
+        secrets = (self._client_secret, *self._issued)
+        text = redact(
+            " ".join(redact(text, secrets, self.client_id).split()), secrets, self.client_id
+        )
         if len(text) > MAX_TEXT:
             text = text[: MAX_TEXT - 3] + "..."
         return text

@@ -199,6 +199,12 @@ def add_contact(state: dict[str, Any], name: str, raw_number: str, rules: Number
     return tel
 
 
+def contact_number(state: dict[str, Any], name: str) -> str | None:
+    """The ``tel:`` number of contact ``name``, or None when there is no such contact."""
+    name_key = _lookup_name(name) if isinstance(name, str) else None
+    return _contacts(state).get(name_key) if name_key else None
+
+
 def remove_contact(state: dict[str, Any], name: str) -> list[str]:
     """Remove contact ``name`` and its group memberships; return those groups, sorted.
 

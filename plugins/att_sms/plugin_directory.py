@@ -28,13 +28,39 @@ class DirectoryCommands:
         if not name or not number.strip():
             return "usage: !sms contact add <name> <number>"
         rules = self._rules_or_default()
-        try:
-            tel = self._sms_store.edit_directory(
-                lambda book: directory.add_contact(book, name, number.strip().strip('"'), rules)
+
+        def change(book: dict[str, Any]) -> tuple[str | None, str]:
+            old = directory.contact_number(book, name)
+            return old, directory.add_contact(book, name, number.strip().strip('"'), rules)
+
+        key = name.lower()
+
+        def audit(result: tuple[str | None, str]) -> dict[str, Any] | None:
+            old, tel = result
+            return (
+                None if old == tel else self._audit_entry(msg, [tel], contact_change(key, old, tel))
             )
+
+        try:
+            old, tel = self._sms_store.edit_directory(change, audit)
         except (directory.DirectoryError, NumberError) as exc:
             return f"Contact not saved: {echo(str(exc), 300)}"
-        return f"Contact {name.lower()} is {tel} ({display_number(tel)})."
+        if old == tel:
+            return f"Contact {key} is {tel} ({display_number(tel)}) (unchanged)."
+        if old is None:
+            return f"Contact {key} is {tel} ({display_number(tel)})."
+        # Said in the room where it was changed: whoever is paged as `key` changes with it.
+        return (
+            f"Contact {key} changed: pages to {key} now go to {tel} ({display_number(tel)}), "
+            f"no longer to {old} ({display_number(old)})."
+        )
+
+    def _audit_entry(self, msg: Any, numbers: list[str], outcome: str) -> dict[str, Any]:
+        """An address-book change for the audit log (``!sms log``), with who made it."""
+        return {
+            "who": self._user_of(msg), "recipients": numbers, "parts": 0, "message_ids": [],
+            "outcome": outcome,
+        }  # fmt: skip
 
     @botcmd
     def sms_contact_remove(self, msg: Any, args: str) -> str:
@@ -43,7 +69,19 @@ class DirectoryCommands:
             return self._not_configured()
         try:
             name = single_word(args, "contact name", "usage: !sms contact remove <name>")
-            groups = self._sms_store.edit_directory(lambda book: directory.remove_contact(book, name))
+
+            def remove(book: dict[str, Any]) -> tuple[str | None, list[str]]:
+                old = directory.contact_number(book, name)
+                return old, directory.remove_contact(book, name)
+
+            old, groups = self._sms_store.edit_directory(
+                remove,
+                lambda result: self._audit_entry(
+                    msg,
+                    [result[0]] if result[0] else [],
+                    contact_change(name.lower(), result[0], None),
+                ),
+            )
         except (ArgumentError, directory.DirectoryError) as exc:
             return f"Nothing removed: {echo(str(exc), 300)}"
         also = f" (also removed from {', '.join(groups)})" if groups else ""
@@ -118,3 +156,12 @@ class DirectoryCommands:
             for tel, since in optouts
         )
         return f"Opted out ({len(optouts)}): {listed}"
+
+
+def contact_change(name: str, old: str | None, new: str | None) -> str:
+    """The audit log's outcome for a contact added, changed or removed."""
+    if old is None:
+        return f"contact {name} added: {new}"
+    if new is None:
+        return f"contact {name} removed: was {old}"
+    return f"contact {name} changed from {old} to {new}"

@@ -10,6 +10,10 @@ from .store.inbound import StoredInbound
 
 #: A combined post stays under this many characters (chat services cap message size).
 COMBINED_POST_CHARS = 3500
+#: The plugin's own note on an SMS (``(acknowledges page P7)``) starts a line of its own:
+#: the sender's text, folded onto its one line after ``SMS from ...:``, can never start a
+#: line, so nothing an SMS says can pass for the plugin's note, on any chat service.
+NOTE_MARK = "\u21b3 "
 
 
 @dataclass(frozen=True)
@@ -26,7 +30,8 @@ def render_line(
     handle_of: Callable[[StoredInbound], str | None] | None = None,
     note_of: Callable[[StoredInbound], str | None] | None = None,
 ) -> str:
-    """The one-line post of a single inbound SMS (plus the plugin's own note, if any)."""
+    """The post of a single inbound SMS: one line, plus the plugin's own note on a line of
+    its own (``NOTE_MARK``) if there is one."""
     line = format_inbound(
         message.sender_address,
         message.date_time,
@@ -35,7 +40,7 @@ def render_line(
         handle=handle_of(message) if handle_of else None,
     )
     note = note_of(message) if note_of else None
-    return f"{line} ({note})" if note else line
+    return f"{line}\n{NOTE_MARK}({note})" if note else line
 
 
 def build_posts(

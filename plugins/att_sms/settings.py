@@ -17,10 +17,16 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import phonenumbers
 
+from att_sms.database_url import (
+    TLS_MODES,
+    DatabaseUrlError,
+    PasswordInUrlError,
+    check_database_url,
+)
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 from att_sms.rotations import RotationError, parse_zone
 
@@ -33,6 +39,9 @@ SMART_CHARACTER_MODES = ("replace", "keep")
 #: How replicas on one store run a command: see docs/DEPLOYMENT.md.
 REPLICA_COMMAND_MODES = ("auto", "once", "all")
 _MAX_ACK_WORD = 20
+#: Billed segments x recipients per UTC day for the whole bot (0 turns the cap off): a
+#: busy team's worst night is far below it, a send loop stops there (README, "Cost").
+DEFAULT_DAILY_LIMIT = 1000
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 _HOSTNAME = re.compile(
@@ -55,7 +64,7 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "FOLLOW_UP": True,
     "FOLLOW_UP_LIMIT": 3600,
     "RATE_LIMIT": 0,
-    "DAILY_LIMIT": 0,
+    "DAILY_LIMIT": DEFAULT_DAILY_LIMIT,
     "READ_TIMEOUT": 10,
     "MAX_RECIPIENTS": 10,
     "ESCALATE_AFTER": 300,
@@ -67,6 +76,7 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "METRICS_PORT": 0,
     "METRICS_HOST": "127.0.0.1",
     "DATABASE_URL": "",
+    "DATABASE_TLS": "verify",
     "REPLICA_COMMANDS": "auto",
     "TIMEZONE": "UTC",
     "HANDOFF_SMS": False,
@@ -104,7 +114,7 @@ class Settings:
     follow_up: bool = True
     follow_up_limit: float = 3600.0
     rate_limit: int = 0
-    daily_limit: int = 0
+    daily_limit: int = DEFAULT_DAILY_LIMIT
     read_timeout: float = 10.0
     max_recipients: int = 10
     escalate_after: float = 300.0
@@ -116,6 +126,7 @@ class Settings:
     metrics_port: int = 0
     metrics_host: str = "127.0.0.1"
     database_url: str = ""
+    database_tls: str = "verify"
     database_password: str = field(default="", repr=False)
     replica_commands: str = "auto"
     timezone: str = "UTC"  # rotations' default zone (IANA name)
@@ -161,6 +172,7 @@ def parse_settings(
     if not secret and require_secret:
         raise SettingsError(SECRET_ENV, "the client secret is not set in the bot's environment")
 
+    database_tls = _choice("DATABASE_TLS", value("DATABASE_TLS", "verify"), TLS_MODES)
     return Settings(
         api_base_url=_url(value("API_BASE_URL")),
         client_id=_text("CLIENT_ID", value("CLIENT_ID"), required=True),
@@ -178,13 +190,16 @@ def parse_settings(
             "FOLLOW_UP_LIMIT", value("FOLLOW_UP_LIMIT", 3600), low=1, high=7 * 86400
         ),
         rate_limit=_whole("RATE_LIMIT", value("RATE_LIMIT", 0), low=0, high=10**6),
-        daily_limit=_whole("DAILY_LIMIT", value("DAILY_LIMIT", 0), low=0, high=10**7),
+        daily_limit=_whole(
+            "DAILY_LIMIT", value("DAILY_LIMIT", DEFAULT_DAILY_LIMIT), low=0, high=10**7
+        ),
         read_timeout=_number("READ_TIMEOUT", value("READ_TIMEOUT", 10), low=0.1, high=300),
         max_recipients=_whole("MAX_RECIPIENTS", value("MAX_RECIPIENTS", 10), low=1, high=50),
         **_paging(value),
         **_operability(value),
         **_rotation_settings(value),
-        database_url=_database_url(value("DATABASE_URL", "")),
+        database_url=_database_url(value("DATABASE_URL", ""), database_tls, env),
+        database_tls=database_tls,
         database_password=env.get(DATABASE_PASSWORD_ENV, ""),
     )
 
@@ -289,8 +304,9 @@ def _poll_interval(raw: Any) -> float:
     return seconds
 
 
-def _database_url(raw: Any) -> str:
-    """``""`` (SQLite in the bot's data directory) or a password-less PostgreSQL URL.
+def _database_url(raw: Any, tls: str, env: Mapping[str, str]) -> str:
+    """``""`` (SQLite in the bot's data directory) or a password-less PostgreSQL URL, with
+    TLS to any other machine (``att_sms.database_url``).
 
     The URL is never quoted back: it may hold the very password being refused.
     """
@@ -305,14 +321,16 @@ def _database_url(raw: Any) -> str:
             "DATABASE_URL",
             "must be a postgresql:// URL (leave it empty for SQLite in the bot's data directory)",
         )
-    query_keys = {name.lower() for name, _ in parse_qsl(parts.query, keep_blank_values=True)}
-    if parts.password or "password" in query_keys:
+    try:
+        return check_database_url(url, tls, env)
+    except PasswordInUrlError as exc:
         raise SettingsError(
             "DATABASE_URL",
-            "must not carry a password (the config is shown by !plugin config); remove it and "
-            f"set {DATABASE_PASSWORD_ENV} (or PGPASSWORD) in the bot's environment",
-        )
-    return url
+            f"{exc}; remove it and set {DATABASE_PASSWORD_ENV} (or PGPASSWORD) in the bot's "
+            "environment",
+        ) from None
+    except DatabaseUrlError as exc:
+        raise SettingsError("DATABASE_URL", str(exc)) from None
 
 
 def _ack_words(raw: Any) -> tuple[str, ...]:

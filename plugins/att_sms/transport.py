@@ -16,6 +16,7 @@ idle longer than ``max_idle`` is closed before it is used again.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -174,7 +175,8 @@ def _build_session(
     requests would otherwise read them (and ``~/.netrc``) again on every request.
     """
     session = requests.Session()
-    session.proxies.update(requests.utils.get_environ_proxies(base_url))
+    if not _is_loopback_url(base_url):  # a proxy would see the client secret of a local carrier
+        session.proxies.update(requests.utils.get_environ_proxies(base_url))
     bundle = os.environ.get("REQUESTS_CA_BUNDLE") or os.environ.get("CURL_CA_BUNDLE")
     if bundle:
         session.verify = bundle
@@ -191,6 +193,19 @@ def _build_session(
 # --------------------------------------------------------------------------
 # Failed exchanges
 # --------------------------------------------------------------------------
+
+
+def _is_loopback_url(base_url: str) -> bool:
+    """True when *base_url* names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    host = (urlsplit(base_url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def _host_of(base_url: str) -> str:

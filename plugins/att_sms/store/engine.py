@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from ..private_files import private_dirs, private_sqlite_file
+
 #: How long a writer waits for another process (the fetch child) holding the write lock.
 BUSY_TIMEOUT_MS = 30_000
 
@@ -109,7 +111,8 @@ class SqliteDatabase(Database):
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_dirs(self.path.parent)
+            private_sqlite_file(self.path)
             self._db = sqlite3.connect(
                 str(self.path), check_same_thread=False, isolation_level=None, timeout=30
             )

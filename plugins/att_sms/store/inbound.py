@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .. import policy
+from ..answer_limits import cap_text
 from ..numbers import canonical_sender
 from .engine import Database, Tx
 
@@ -145,7 +146,7 @@ class InboundTables:
                 registration_id,
                 key.split("\x1f", 1)[1],
                 sender,
-                message.message or "",
+                cap_text(message.message or ""),
                 message.destination_address,
                 message.date_time,
                 now,

@@ -37,14 +37,24 @@ class PagingTables:
         with self._db.transaction() as tx:
             return {**_load_directory(tx), **oncall_view(tx, self._db.now())}
 
-    def edit_directory(self, change: Callable[[dict[str, Any]], T]) -> T:
-        """Apply ``change`` to the directory in one transaction; nothing is written if it raises."""
+    def edit_directory(
+        self,
+        change: Callable[[dict[str, Any]], T],
+        audit: Callable[[T], dict[str, Any] | None] | None = None,
+    ) -> T:
+        """Apply ``change`` to the directory in one transaction; nothing is written if it raises.
+
+        ``audit(result)`` may give a ``record_audit`` entry, written in the same transaction.
+        """
         with self._db.transaction() as tx:
             tx.lock("att_directory")  # names are shared with rotations (store/rotations.py)
             before = {**_load_directory(tx), **oncall_view(tx, self._db.now())}
             after = json.loads(json.dumps(before))
             result = change(after)
             _write_directory(tx, before, after)
+            entry = audit(result) if audit is not None else None
+            if entry:
+                self.record_audit(**entry, tx=tx)
         return result
 
     def name_of(self, tel: str) -> str | None:

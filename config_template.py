@@ -76,7 +76,7 @@ ACCESS_CONTROLS = {
     # Who gets paged, and what was sent: bot admins only, in a room or a DM.
     "AttSms:sms_contact_*": _ADMINS_ONLY,
     "AttSms:sms_group_*": _ADMINS_ONLY,
-    "AttSms:sms_rotation*": _ADMINS_ONLY,
+    "AttSms:sms_rotation_*": _ADMINS_ONLY,
     "AttSms:sms_override*": _ADMINS_ONLY,
     "AttSms:sms_optout*": _ADMINS_ONLY,
     "AttSms:sms_log": _ADMINS_ONLY,

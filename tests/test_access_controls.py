@@ -29,7 +29,7 @@ ADMIN_ONLY_FIXED = {
     "sms_contact_add", "sms_contact_remove", "sms_group_add", "sms_group_remove",
     "sms_optouts", "sms_log",
 }  # fmt: skip
-ADMIN_ONLY_PREFIXES = ("sms_rotation", "sms_override")
+ADMIN_ONLY_PREFIXES = ("sms_rotation_", "sms_override")
 #: What the team does in the room (everyone there).
 ROOM_COMMANDS = {"sms_send", "sms_page", "sms_ack", "sms_cancel", "sms_reply", "sms_status"}
 

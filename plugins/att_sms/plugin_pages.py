@@ -335,8 +335,7 @@ class PageCommands(PagePosts):
         settings, store = ctx.settings, ctx.store
         user, room = self._user_of(msg), self._reply_target(msg)
         try:
-            found = directory.resolve(store.directory(), tokens, ctx.rules)
-            recipients = list(dict.fromkeys(r.tel for r in found))
+            recipients = self._page_recipients(ctx, tokens)
             build = page_builder(room, text, recipients, user, settings)
             plan = plan_message(
                 sms_text(build(LARGEST_PAGE_NUMBER, 0.0), ack_word(settings)),
@@ -364,6 +363,12 @@ class PageCommands(PagePosts):
         finally:
             lock.release()
         return started_reply(page, texts, describe_cost(plan, 1), store.now())
+
+    @staticmethod
+    def _page_recipients(ctx: Context, tokens: list[str]) -> list[str]:
+        """The numbers a page to ``tokens`` texts, in order (also for pages from alerts)."""
+        found = directory.resolve(ctx.store.directory(), tokens, ctx.rules)
+        return list(dict.fromkeys(r.tel for r in found))
 
     @botcmd
     def sms_ack(self, msg: Any, args: str) -> str:

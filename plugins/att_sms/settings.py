@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
 
+from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
@@ -67,6 +68,10 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "METRICS_HOST": "127.0.0.1",
     "DATABASE_URL": "",
     "REPLICA_COMMANDS": "auto",
+    "ALERT_ROUTES": {},
+    "RESOLVED_SMS": True,
+    "REPAGE_AFTER": 14400,
+    "ACK_CONFIRM": True,
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
@@ -115,6 +120,10 @@ class Settings:
     database_url: str = ""
     database_password: str = field(default="", repr=False)
     replica_commands: str = "auto"
+    alert_routes: dict[str, AlertRoute] = field(default_factory=dict)
+    resolved_sms: bool = True
+    repage_after: float = 14400.0
+    ack_confirm: bool = True
 
 
 def parse_settings(
@@ -178,6 +187,7 @@ def parse_settings(
         max_recipients=_whole("MAX_RECIPIENTS", value("MAX_RECIPIENTS", 10), low=1, high=50),
         **_paging(value),
         **_operability(value),
+        **_alerts(value),
         database_url=_database_url(value("DATABASE_URL", "")),
         database_password=env.get(DATABASE_PASSWORD_ENV, ""),
     )
@@ -210,14 +220,33 @@ def _operability(value: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
+def _alerts(value: Callable[..., Any]) -> dict[str, Any]:
+    """Pages from alerts (docs/ALERTS.md) and the answers to acknowledgements by SMS."""
+    try:
+        routes = parse_alert_routes(value("ALERT_ROUTES", {}))
+    except RouteError as exc:
+        raise SettingsError("ALERT_ROUTES", str(exc)) from None
+    return {
+        "alert_routes": routes,
+        "resolved_sms": _flag("RESOLVED_SMS", value("RESOLVED_SMS", True)),
+        "repage_after": _number(
+            "REPAGE_AFTER", value("REPAGE_AFTER", 14400), low=1, high=30 * 86400
+        ),
+        "ack_confirm": _flag("ACK_CONFIRM", value("ACK_CONFIRM", True)),
+    }
+
+
 def has_env_configuration(env: Mapping[str, str] | None = None) -> bool:
     """True when the environment alone names a carrier (used when no config is stored)."""
     env = os.environ if env is None else env
     return bool(env.get(ENV_PREFIX + "API_BASE_URL") and env.get(ENV_PREFIX + "CLIENT_ID"))
 
 
+_JSON_KEYS = ("INBOX_ROUTES", "ALERT_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS")
+
+
 def _decode_env(key: str, raw: str) -> Any:
-    if key in ("INBOX_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS") and raw.lstrip()[:1] in ("{", "["):
+    if key in _JSON_KEYS and raw.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(raw)
         except ValueError as exc:

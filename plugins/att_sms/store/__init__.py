@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..numbers import canonical_sender
+from .alerts import AlertGroup, AlertTables, OwedSms
 from .engine import Database, SqliteDatabase, StoreError, Tx
 from .followups import FollowUp, FollowUpTables
 from .inbound import (
@@ -28,12 +29,14 @@ from .paging import PagingTables
 from .schema import create_schema
 
 __all__ = [
+    "AlertGroup",
     "CommandClaim",
     "Database",
     "DuplicatePage",
     "FollowUp",
     "InboundOrigin",
     "Lease",
+    "OwedSms",
     "PagePost",
     "Store",
     "StoreError",
@@ -46,9 +49,9 @@ __all__ = [
 ]
 
 
-class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables):
+class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables, AlertTables):
     """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups,
-    escalating pages, the replicas' lease and command claims."""
+    escalating pages, the replicas' lease and command claims, alert groups."""
 
     def __init__(
         self,

@@ -162,7 +162,7 @@ def test_a_group_pages_once_and_its_repeats_page_nobody(
     assert time.monotonic() - started < 1.0
     first = wait_for(lambda: sms_to(sandbox), timeout=5)
     assert first == [
-        (ALICE, "P1: Disk full on db1 - 2 firing (+1 more) (reply ACK to acknowledge)")
+        (ALICE, "P1: Disk full on db1 - 2 firing (+1 more) (Reply ACK P1 to acknowledge)")
     ]
     opened = wait_for(lambda: bot.room(), timeout=5)
     assert (
@@ -226,7 +226,7 @@ def test_resolved_stops_the_escalation_tells_the_room_and_texts_who_was_paged(
     wait_for(lambda: len(sms_to(sandbox)) == 2)
     time.sleep(3)  # past ESCALATE_AFTER: bob is never paged
     assert sms_to(sandbox) == [
-        (ALICE, "P1: Disk full on db1 - 1 firing (reply ACK to acknowledge)"),
+        (ALICE, "P1: Disk full on db1 - 1 firing (Reply ACK P1 to acknowledge)"),
         (ALICE, "P1 resolved: Disk full on db1"),
     ]
     assert bot.ask("!sms pages") == "No open pages."
@@ -262,7 +262,61 @@ def test_an_acknowledged_group_pages_again_only_after_repage_after(
     again = send(url, notification())
     assert again.text.startswith("repage: page P2 opened")
     wait_for(lambda: [m for _, m in sms_to(sandbox) if m.startswith("P2:")])
-    assert [m[:3] for a, m in sms_to(sandbox)] == ["P1:", "P2:"]
+    texts = [m for _, m in sms_to(sandbox)]
+    assert [t[:3] for t in texts] == ["P1:", "Ack", "P2:"]  # the page, the ack's answer, P2
+    assert texts[1] == "Acknowledged P1: Disk full on db1 - 1 firing"
     assert wait_for(
         lambda: [t for t in bot.room() if "still firing" in t and "after page P1 closed" in t]
     )
+
+
+# ------------------------------------------------------------------ answers to acknowledgements
+
+
+def test_acks_by_sms_are_answered_once_each(make_bot: Any, sandbox: Any, token: str) -> None:
+    bot, url = make_bot(ESCALATE_AFTER=1)
+    send(url, notification())
+    wait_for(lambda: len(sms_to(sandbox)) == 2, timeout=8)  # alice, then bob
+    sandbox.inject_inbound("reg-ops", BOB, "ack P1")
+    sandbox.inject_inbound("reg-ops", ALICE, "OK")
+    sandbox.inject_inbound("reg-ops", ALICE, "ack P9")
+    sandbox.inject_inbound("reg-ops", ALICE, "ack P8")  # a second miss within the hour
+    bot.ask("!sms inbox")
+    assert wait_for(lambda: len(sms_to(sandbox)) == 5, timeout=8)
+    time.sleep(1.5)
+    answers = sms_to(sandbox)[2:]
+    assert answers[0] == (BOB, "Acknowledged P1: Disk full on db1 - 1 firing")
+    assert answers[1][0] == ALICE and answers[1][1].startswith(
+        "P1 was already acknowledged by bob "
+    )
+    assert answers[1][1].endswith(" s ago")
+    assert answers[2] == (
+        ALICE,
+        "Nothing acknowledged: P9 was not sent to this number. Reply ACK P<n> to acknowledge an open page.",
+    )
+    assert len(sms_to(sandbox)) == 5
+    assert bot.ask("!sms ack P1").startswith("Nothing to do: Page P1 acknowledged by bob")
+
+
+def test_ack_confirm_off_answers_nothing(make_bot: Any, sandbox: Any, token: str) -> None:
+    bot, url = make_bot(ESCALATE_AFTER=30, ACK_CONFIRM=False)
+    send(url, notification())
+    wait_for(lambda: sms_to(sandbox))
+    sandbox.inject_inbound("reg-ops", ALICE, "ack")
+    sandbox.inject_inbound("reg-ops", ALICE, "ack P4")
+    bot.ask("!sms inbox")
+    assert wait_for(lambda: [t for t in bot.room() if "acknowledged by alice" in t])
+    time.sleep(1.5)
+    assert len(sms_to(sandbox)) == 1
+
+
+def test_a_resolved_alert_can_be_cancelled_and_listed_from_chat(
+    make_bot: Any, sandbox: Any, token: str
+) -> None:
+    bot, url = make_bot(ESCALATE_AFTER=30)
+    send(url, notification())
+    wait_for(lambda: sms_to(sandbox))
+    assert bot.ask("!sms cancel P1").startswith("Page P1 cancelled by")
+    listed = bot.ask("!sms alerts")
+    assert "page P1 cancelled" in listed
+    assert send(url, notification()).text.startswith("ignore:")  # cancelled: not paged again yet

@@ -19,6 +19,7 @@ from typing import Any
 from errbot import botcmd
 
 from . import directory
+from .ack_answers import AckAnswers
 from .arguments import USAGE_SEND, ArgumentError, split_recipients_and_text
 from .escalation import (
     BUSY,
@@ -293,6 +294,7 @@ class PageCommands(PagePosts):
         if earlier is not None:
             return f"acknowledges page {earlier.id}"
         sender = canonical_sender(message.sender_address, region)
+        answers = self._ack_answers(store)
         for _ in range(CONFLICT_RETRIES):
             page = ack_target(store.open_pages(), sender, named)
             if page is None:
@@ -302,8 +304,19 @@ class PageCommands(PagePosts):
             if store.save_page(
                 acked, expected_version=page.version, posts=[text], ack_key=message.key
             ):
+                if answers is not None:
+                    answers.acknowledged(message, sender, acked)
                 return f"acknowledges page {acked.id}"
+        if answers is not None:
+            answers.not_acknowledged(message, sender, named)
         return f"not an acknowledgement: no open page {named} texted this number" if named else None
+
+    def _ack_answers(self, store: Store) -> AckAnswers | None:
+        """The SMS answers to acknowledgements (``ACK_CONFIRM``), or None when off."""
+        settings = self._settings
+        if settings is None or not settings.ack_confirm:
+            return None
+        return AckAnswers(store, ack_word(settings), store.name_of)
 
     # ----------------------------------------------------------------- commands
 

@@ -172,6 +172,14 @@ class AlertTables:
             )
         return _group(row) if row else None
 
+    def recent_pages(self, since: float) -> list[Page]:
+        """Pages (open or closed) started since ``since``, oldest first."""
+        with self._db.transaction() as tx:
+            rows = tx.all(
+                f"SELECT {_COLUMNS} FROM att_pages WHERE created_at >= ? ORDER BY number", (since,)
+            )
+        return [_page(row) for row in rows]
+
     def owe_sms(self, *, key: str, page: Page, tel: str, text: str) -> bool:
         with self._db.transaction() as tx:
             return self.owe_sms_in(tx, key=key, page=page, tel=tel, text=text)

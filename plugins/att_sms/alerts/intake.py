@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 import os
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -87,6 +88,8 @@ class AlertIntake:
         self._store = store
         self._resolve = resolve
         self._env = os.environ if env is None else env
+        #: Committed decisions by kind (open, ignore, changed, resolve, repage), this process.
+        self.decisions: Counter[str] = Counter()
 
     def handle(
         self,
@@ -121,7 +124,10 @@ class AlertIntake:
             known = ", ".join(sorted(config.routes)) or "none"
             return Answer(404, f"unknown route {name[:64]!r} (ALERT_ROUTES has: {known[:200]})")
         try:
-            return self._apply(store, config, route, notification)
+            answer = self._apply(store, config, route, notification)
+            if answer.status == 200:
+                self.decisions[answer.text.partition(":")[0]] += 1
+            return answer
         except _Refused as exc:
             return Answer(422, str(exc))
         except Exception as exc:  # the store (or something under it) failed: retry later

@@ -6,6 +6,7 @@ alert pages (resolved notices, acknowledgement answers). The logic is in ``att_s
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,6 +95,13 @@ class AlertCommands:
             return "the AttSms plugin is being reconfigured; retry\n", 503, {}
         finally:
             self._end_command()
+        if answer.status == 200 and answer.text.startswith(("open:", "repage:")):
+            # The page's first SMS goes out from the escalation poller's code, now rather
+            # than at its next tick (a no-op when a run is already going on).
+            threading.Thread(
+                target=self._pages_tick, args=(self._generation,), name="AttSms alert page",
+                daemon=True,
+            ).start()  # fmt: skip
         headers = {"Content-Type": "text/plain; charset=utf-8", **dict(answer.headers)}
         return answer.text + "\n", answer.status, headers
 

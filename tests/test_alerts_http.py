@@ -122,7 +122,7 @@ def test_without_a_token_in_the_environment_nothing_is_accepted(
 def test_every_bad_request_is_refused_with_one_line_and_pages_nobody(
     make_bot: Any, sandbox: Any, token: str
 ) -> None:
-    bot, url = make_bot()
+    bot, url = make_bot(ALERT_ROUTES={**ROUTES, "ghost": {"page": "nobody", "room": "#ops"}})
     cases = [
         (send(url, notification(), token=None), 401, "Bearer token"),
         (send(url, notification(), token="wrong"), 401, "Bearer token"),
@@ -138,6 +138,7 @@ def test_every_bad_request_is_refused_with_one_line_and_pages_nobody(
         (send(url, {**notification(), "alerts": "none"}), 400, '"alerts" must be a list'),
         (send(url, notification(receiver="dbteam")), 404, "unknown route 'dbteam'"),
         (send(url, notification(), params={"route": "nope"}), 404, "unknown route 'nope'"),
+        (send(url, notification(), params={"route": "ghost"}), 422, "route 'ghost': cannot page"),
     ]
     for answer, status, reason in cases:
         assert (answer.status_code, reason in answer.text) == (status, True), answer.text

@@ -10,6 +10,7 @@ from att_sms.alerts.decide import CHANGED, IGNORE, OPEN_PAGE, REPAGE, RESOLVE, G
 from att_sms.alerts.payload import PayloadError, parse_notification
 from att_sms.alerts.routes import RouteError, parse_alert_routes, select_route
 from att_sms.alerts.text import defang, opened_line, page_text, summary_of
+from att_sms.settings import SettingsError, parse_settings
 
 
 def test_an_alertmanager_notification_is_parsed_into_its_parts() -> None:
@@ -105,3 +106,22 @@ def test_decisions() -> None:
     assert decide(acked, two, 100, 50).kind == CHANGED
     assert decide(acked, firing, 110, 50).kind == REPAGE  # REPAGE_AFTER passed
     assert json.dumps(decide(acked, firing, 110, 50).why)
+
+
+BASE = {"API_BASE_URL": "http://127.0.0.1:8080", "CLIENT_ID": "c"}
+ENV = {"ATT_CLIENT_SECRET": "s"}
+
+
+def test_alert_settings_defaults_and_checks() -> None:
+    settings = parse_settings(BASE, ENV)
+    assert (settings.alert_routes, settings.resolved_sms) == ({}, True)
+    assert (settings.repage_after, settings.ack_confirm) == (14400.0, True)
+    routes = {"ops": {"page": "alice", "room": "#ops"}}
+    configured = parse_settings({**BASE, "ALERT_ROUTES": routes, "REPAGE_AFTER": 60}, ENV)
+    assert configured.alert_routes["ops"].room == "#ops" and configured.repage_after == 60
+    from_env = parse_settings(BASE, {**ENV, "ATT_ALERT_ROUTES": json.dumps(routes)})
+    assert from_env.alert_routes == configured.alert_routes
+    for bad in ({"ALERT_ROUTES": {"ops": "alice"}}, {"REPAGE_AFTER": 0}, {"ACK_CONFIRM": "maybe"}):
+        with pytest.raises(SettingsError) as caught:
+            parse_settings({**BASE, **bad}, ENV)
+        assert caught.value.key == next(iter(bad))

@@ -41,6 +41,7 @@ sandbox: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/alerts_bench.py
 	@# Replicas on PostgreSQL (ngircd and PostgreSQL from Debian's packages; about 6 min).
 	bash scripts/ensure-ngircd.sh && bash scripts/ensure-postgres.sh >/dev/null
 	$(PY) benchmarks/replicas.py

@@ -23,8 +23,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ..arguments import ArgumentError, split_recipients
 from ..escalation import OPEN, Page, cancel, new_page, paged_numbers
-from ..store import Store
+from ..store import Store, Tx
 from ..store.alerts import AlertGroup
 from .decide import CHANGED, IGNORE, OPEN_PAGE, REPAGE, RESOLVE, Decision, GroupState, decide
 from .payload import FIRING, RESOLVED, Notification, PayloadError, parse_notification
@@ -154,8 +155,6 @@ class AlertIntake:
         self, store: Store, config: AlertConfig, route: AlertRoute, notification: Notification
     ) -> Callable[[int, float], Page]:
         """Resolve the route's targets and write the text, before the transaction."""
-        from ..arguments import ArgumentError, split_recipients
-
         try:
             recipients = self._resolve(store, split_recipients(route.page))
         except (ArgumentError, ValueError) as exc:
@@ -177,7 +176,7 @@ class AlertIntake:
 
     def _decide_in(
         self,
-        tx: object,
+        tx: Tx,
         store: Store,
         config: AlertConfig,
         route: AlertRoute,
@@ -218,7 +217,7 @@ class AlertIntake:
 
     @staticmethod
     def _resolve_in(
-        tx: object,
+        tx: Tx,
         store: Store,
         config: AlertConfig,
         group: AlertGroup,
@@ -245,7 +244,7 @@ class _Refused(Exception):
 
 class _Saver:
     def __init__(
-        self, store: Store, tx: object, route: AlertRoute, notification: Notification, new: bool
+        self, store: Store, tx: Tx, route: AlertRoute, notification: Notification, new: bool
     ) -> None:
         self._args = (store, tx, route, notification, new)
 

@@ -125,3 +125,9 @@ def test_alert_settings_defaults_and_checks() -> None:
         with pytest.raises(SettingsError) as caught:
             parse_settings({**BASE, **bad}, ENV)
         assert caught.value.key == next(iter(bad))
+
+
+def test_the_webhook_token_is_refused_in_the_config() -> None:
+    with pytest.raises(SettingsError) as caught:
+        parse_settings({**BASE, "WEBHOOK_TOKEN": "t"}, ENV)
+    assert "set ATT_WEBHOOK_TOKEN in the bot's environment" in str(caught.value)

@@ -77,6 +77,9 @@ CONFIG_TEMPLATE: dict[str, Any] = {
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
 SECRET_KEYS = frozenset({"CLIENT_SECRET", "SECRET", "ATT_CLIENT_SECRET", "PASSWORD"})
 DATABASE_SECRET_KEYS = frozenset({"DATABASE_PASSWORD", "ATT_DATABASE_PASSWORD", "PGPASSWORD"})
+#: The alert endpoint's Bearer token (docs/ALERTS.md) comes from the environment only.
+WEBHOOK_TOKEN_ENV = "ATT_WEBHOOK_TOKEN"
+WEBHOOK_SECRET_KEYS = frozenset({"WEBHOOK_TOKEN", WEBHOOK_TOKEN_ENV})
 
 
 class SettingsError(ValueError):
@@ -143,8 +146,9 @@ def parse_settings(
     for key in config:
         if not isinstance(key, str):
             raise SettingsError(repr(key), "config keys must be strings")
-        if key.upper() in SECRET_KEYS | DATABASE_SECRET_KEYS:
+        if key.upper() in SECRET_KEYS | DATABASE_SECRET_KEYS | WEBHOOK_SECRET_KEYS:
             where = DATABASE_PASSWORD_ENV if key.upper() in DATABASE_SECRET_KEYS else SECRET_ENV
+            where = WEBHOOK_TOKEN_ENV if key.upper() in WEBHOOK_SECRET_KEYS else where
             raise SettingsError(
                 key,
                 f"never put the secret in the plugin config (it is shown by !plugin config); "

@@ -140,3 +140,21 @@ def test_alertmanager_pages_once_an_sms_ack_stops_it_and_resolve_closes_it(
     decisions = bot.plugin._alert_intake().decisions
     assert decisions["open"] == 1 and decisions["resolve"] == 1
     assert decisions["ignore"] >= 3  # the other manager's copies and the repeats
+
+
+def test_alertmanager_retries_until_the_bot_takes_it_and_pages_once(
+    stack: Any, sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot, managers = stack
+    monkeypatch.delenv("ATT_WEBHOOK_TOKEN")  # the bot answers 503: Alertmanager must retry
+    managers[0].push()
+    time.sleep(4)
+    assert sms_to(sandbox) == [] and bot.ask("!sms pages") == "No open pages."
+    monkeypatch.setenv("ATT_WEBHOOK_TOKEN", TOKEN)
+    assert wait_for(lambda: sms_to(sandbox), timeout=20) == [
+        (ALICE, "P1: Disk full on db1 - 1 firing (Reply ACK P1 to acknowledge)")
+    ]
+    time.sleep(5)  # more retries and repeats
+    assert len(sms_to(sandbox)) == 1
+    decisions = bot.plugin._alert_intake().decisions
+    assert decisions["open"] == 1 and decisions["ignore"] >= 1

@@ -28,6 +28,8 @@ test: venv
 	bash scripts/ensure-ngircd.sh || test -z "$$CI"
 	@# The PostgreSQL store's tests need a real server (Debian's postgresql; same rule).
 	bash scripts/ensure-postgres.sh >/dev/null || test -z "$$CI"
+	@# Pages from alerts are tested end to end with Debian's prometheus-alertmanager (same rule).
+	bash scripts/ensure-alertmanager.sh || test -z "$$CI"
 	$(VENV)/bin/ruff check plugins carrier_sandbox errbot_storage tests benchmarks scripts config_template.py
 	$(PY) -m pytest -q -ra
 
@@ -39,6 +41,7 @@ sandbox: venv
 
 bench: venv
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/alerts_bench.py
 	@# Replicas on PostgreSQL (ngircd and PostgreSQL from Debian's packages; about 6 min).
 	bash scripts/ensure-ngircd.sh && bash scripts/ensure-postgres.sh >/dev/null
 	$(PY) benchmarks/replicas.py

@@ -426,7 +426,7 @@ def test_list_line_and_sms_text() -> None:
     assert list_line(fresh, T0, NAMES).endswith(
         "nobody paged yet; sending now. Text: db1 disk full"
     )
-    assert sms_text(page) == "P7: db1 disk full (reply ACK to acknowledge)"
+    assert sms_text(page) == "P7: db1 disk full (Reply ACK P7 to acknowledge)"
 
 
 # -- property: never twice, never skipped, across crashes ---------------------------------

@@ -93,7 +93,7 @@ def test_escalates_through_every_recipient_then_gives_up(make_bot, sandbox) -> N
     ]
     sms = sandbox.state()["sent"]
     assert [s["addresses"] for s in sms] == [[CAROL], [ALICE], [BOB]]
-    assert {s["message"] for s in sms} == {"P1: db1 disk full (reply ACK to acknowledge)"}
+    assert {s["message"] for s in sms} == {"P1: db1 disk full (Reply ACK P1 to acknowledge)"}
     assert bot.ask("!sms pages") == "No open pages."
     assert "tel:+12125550103" in bot.ask("!sms log 3").splitlines()[0]  # each step is audited
 
@@ -126,7 +126,13 @@ def test_ack_by_sms_stops_the_page(make_bot, sandbox) -> None:
     assert "no open page P7 texted this number" in inbound[2]
     assert not any("acknowledges" in body for body in inbound[:3])
     time.sleep(3.5)  # the page would have moved on to bob by now
-    assert sent_to(sandbox) == [ALICE]
+    # Bob is never paged; alice gets the page, then (ACK_CONFIRM) the answers to her replies.
+    assert sent_to(sandbox) == [ALICE, ALICE, ALICE]
+    assert [s["message"] for s in sandbox.state()["sent"]][1:] == [
+        "Nothing acknowledged: P7 was not sent to this number; your open page is P1."
+        " Reply ACK P<n> to acknowledge an open page.",
+        "Acknowledged P1: db2 down",
+    ]
     assert bot.ask("!sms pages") == "No open pages."
     assert bot.page_posts() == [acked[1]]
 

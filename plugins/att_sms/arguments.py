@@ -42,6 +42,11 @@ def _take_recipients_field(args: str) -> tuple[str, str]:
     return args, ""
 
 
+def split_recipients(field: str) -> list[str]:
+    """``alice,oncall,"(212) 555-0199"`` -> the recipient strings, as ``!sms send`` reads them."""
+    return _split_recipients(field.strip())
+
+
 def _split_recipients(field: str) -> list[str]:
     recipients: list[str] = []
     current: list[str] = []

@@ -43,6 +43,7 @@ from att_sms.client import AttSmsClient  # noqa: E402
 from att_sms.formatting import echo  # noqa: E402
 from att_sms.metrics import Metrics  # noqa: E402
 from att_sms.numbers import NumberRules  # noqa: E402
+from att_sms.plugin_alerts import ALERT_SMS_TICK, AlertCommands  # noqa: E402
 from att_sms.plugin_directory import DirectoryCommands  # noqa: E402
 from att_sms.plugin_followup import FollowUps  # noqa: E402
 from att_sms.plugin_health import HealthCommands  # noqa: E402
@@ -85,6 +86,7 @@ def _own_commands(cls: type) -> type:
 class AttSms(
     SendCommands,
     PageCommands,
+    AlertCommands,
     DirectoryCommands,
     RotationCommands,
     HealthCommands,
@@ -143,6 +145,7 @@ class AttSms(
             self.start_poller(1.0, self._follow_up_tick, args=(generation,))
         self._start_pages(generation)
         self._start_handoffs(generation)
+        self.start_poller(ALERT_SMS_TICK, self._alert_sms_tick, args=(generation,))
         self._start_health(generation)
 
     def _open_store(self, settings: Settings) -> Store:
@@ -230,7 +233,7 @@ class AttSms(
         head = f"Unknown sms command '{echo(word, 40)}'. " if word else ""
         return (
             f"{head}Use {p}sms send <to>[,<to>...] <text> | {p}sms page <to>[,<to>...] <text> | "
-            f"{p}sms ack <page> | {p}sms cancel <page> | {p}sms pages | "
+            f"{p}sms ack <page> | {p}sms cancel <page> | {p}sms pages | {p}sms alerts | "
             f"{p}sms status <messageId> | {p}sms inbox [<registrationId>] | "
             f"{p}sms reply <handle> <text> | {p}sms contacts | {p}sms groups | "
             f"{p}sms rotations | {p}sms oncall [<rotation>] | {p}sms override <rotation> ... | "

@@ -81,7 +81,7 @@ def _step(page: Page) -> str:
 
 def sms_text(page: Page, ack_word: str = DEFAULT_ACK_WORDS[0]) -> str:
     """The SMS a step sends: the page text and how to acknowledge."""
-    return f"{page.id}: {page.text} (reply {ack_word.upper()} to acknowledge)"
+    return f"{page.id}: {page.text} (Reply {ack_word.upper()} {page.id} to acknowledge)"
 
 
 def paged_text(page: Page, names: Names = None) -> str:

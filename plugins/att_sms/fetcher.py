@@ -46,7 +46,9 @@ log = logging.getLogger(__name__)
 #: Most inbox reads in one fetch of a registration (the carrier may answer in batches).
 MAX_READS_PER_FETCH = 50
 #: Environment variables a child never inherits (secrets travel through the pipe).
-SECRET_VARIABLES = ("ATT_CLIENT_SECRET", "ATT_DATABASE_PASSWORD", "PGPASSWORD")
+SECRET_VARIABLES = (
+    "ATT_CLIENT_SECRET", "ATT_DATABASE_PASSWORD", "PGPASSWORD", "ATT_WEBHOOK_TOKEN",
+)  # fmt: skip
 #: How the child is started.
 CHILD_COMMAND = [sys.executable, "-m", "att_sms.fetcher"]
 

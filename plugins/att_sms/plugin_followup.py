@@ -10,6 +10,7 @@ import logging
 
 from .chat_posting import PostFailed, post_confirmed
 from .client import DeliveryInfo
+from .delivery_loop import DeliveryLoop
 from .errors import AttSmsError, NotFoundError
 from .plugin_sending import status_line
 from .store import FollowUp
@@ -55,6 +56,7 @@ class FollowUps:
         now = store.now()
         if infos:
             task.last = [[i.address, i.status] for i in infos]
+            DeliveryLoop(store).on_statuses(task.message_id, [i.status for i in infos])
         final = bool(infos) and all(i.status in FINAL_STATES for i in infos)
         if final or gone or now - task.started >= settings.follow_up_limit:
             try:

@@ -20,6 +20,7 @@ from typing import Any
 from errbot import botcmd
 
 from . import directory
+from .ack_answers import AckAnswers
 from .arguments import USAGE_SEND, ArgumentError, split_recipients_and_text
 from .escalation import (
     BUSY,
@@ -307,6 +308,7 @@ class PageCommands(PagePosts):
         if earlier is not None:
             return f"acknowledges page {earlier.id}"
         sender = canonical_sender(message.sender_address, region)
+        answers = self._ack_answers(store)
         for _ in range(CONFLICT_RETRIES):
             page = ack_target(store.open_pages(), sender, named)
             if page is None:
@@ -316,8 +318,19 @@ class PageCommands(PagePosts):
             if store.save_page(
                 acked, expected_version=page.version, posts=[text], ack_key=message.key
             ):
+                if answers is not None:
+                    answers.acknowledged(message, sender, acked)
                 return f"acknowledges page {acked.id}"
+        if answers is not None:
+            answers.not_acknowledged(message, sender, named)
         return f"not an acknowledgement: no open page {named} texted this number" if named else None
+
+    def _ack_answers(self, store: Store) -> AckAnswers | None:
+        """The SMS answers to acknowledgements (``ACK_CONFIRM``), or None when off."""
+        settings = self._settings
+        if settings is None or not settings.ack_confirm:
+            return None
+        return AckAnswers(store, ack_word(settings), store.name_of)
 
     # ----------------------------------------------------------------- commands
 
@@ -349,9 +362,7 @@ class PageCommands(PagePosts):
         settings, store = ctx.settings, ctx.store
         user, room = self._user_of(msg), self._reply_target(msg)
         try:
-            # A rotation stays a rotation: each step pages whoever is on call then.
-            found = directory.resolve(store.directory(), tokens, ctx.rules, keep_rotations=True)
-            recipients = list(dict.fromkeys(r.tel for r in found))
+            recipients = self._page_recipients(ctx, tokens)
             build = page_builder(room, text, recipients, user, settings)
             plan = plan_message(
                 sms_text(build(LARGEST_PAGE_NUMBER, 0.0), ack_word(settings)),
@@ -379,6 +390,14 @@ class PageCommands(PagePosts):
         finally:
             lock.release()
         return started_reply(page, texts, describe_cost(plan, 1), store.now())
+
+    @staticmethod
+    def _page_recipients(ctx: Context, tokens: list[str]) -> list[str]:
+        """The numbers a page to ``tokens`` texts, in order (also for pages from alerts).
+
+        A rotation stays a rotation: each step pages whoever is on call then."""
+        found = directory.resolve(ctx.store.directory(), tokens, ctx.rules, keep_rotations=True)
+        return list(dict.fromkeys(r.tel for r in found))
 
     @botcmd
     def sms_ack(self, msg: Any, args: str) -> str:

@@ -27,6 +27,7 @@ from att_sms.database_url import (
     PasswordInUrlError,
     check_database_url,
 )
+from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 from att_sms.rotations import RotationError, parse_zone
 
@@ -80,11 +81,18 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "REPLICA_COMMANDS": "auto",
     "TIMEZONE": "UTC",
     "HANDOFF_SMS": False,
+    "ALERT_ROUTES": {},
+    "RESOLVED_SMS": True,
+    "REPAGE_AFTER": 14400,
+    "ACK_CONFIRM": True,
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
 SECRET_KEYS = frozenset({"CLIENT_SECRET", "SECRET", "ATT_CLIENT_SECRET", "PASSWORD"})
 DATABASE_SECRET_KEYS = frozenset({"DATABASE_PASSWORD", "ATT_DATABASE_PASSWORD", "PGPASSWORD"})
+#: The alert endpoint's Bearer token (docs/ALERTS.md) comes from the environment only.
+WEBHOOK_TOKEN_ENV = "ATT_WEBHOOK_TOKEN"
+WEBHOOK_SECRET_KEYS = frozenset({"WEBHOOK_TOKEN", WEBHOOK_TOKEN_ENV})
 
 
 class SettingsError(ValueError):
@@ -131,6 +139,10 @@ class Settings:
     replica_commands: str = "auto"
     timezone: str = "UTC"  # rotations' default zone (IANA name)
     handoff_sms: bool = False  # text the incoming person at each rotation handoff
+    alert_routes: dict[str, AlertRoute] = field(default_factory=dict)
+    resolved_sms: bool = True
+    repage_after: float = 14400.0
+    ack_confirm: bool = True
 
 
 def parse_settings(
@@ -150,8 +162,9 @@ def parse_settings(
     for key in config:
         if not isinstance(key, str):
             raise SettingsError(repr(key), "config keys must be strings")
-        if key.upper() in SECRET_KEYS | DATABASE_SECRET_KEYS:
+        if key.upper() in SECRET_KEYS | DATABASE_SECRET_KEYS | WEBHOOK_SECRET_KEYS:
             where = DATABASE_PASSWORD_ENV if key.upper() in DATABASE_SECRET_KEYS else SECRET_ENV
+            where = WEBHOOK_TOKEN_ENV if key.upper() in WEBHOOK_SECRET_KEYS else where
             raise SettingsError(
                 key,
                 f"never put the secret in the plugin config (it is shown by !plugin config); "
@@ -198,6 +211,7 @@ def parse_settings(
         **_paging(value),
         **_operability(value),
         **_rotation_settings(value),
+        **_alerts(value),
         database_url=_database_url(value("DATABASE_URL", ""), database_tls, env),
         database_tls=database_tls,
         database_password=env.get(DATABASE_PASSWORD_ENV, ""),
@@ -246,14 +260,33 @@ def _rotation_settings(value: Callable[..., Any]) -> dict[str, Any]:
     }
 
 
+def _alerts(value: Callable[..., Any]) -> dict[str, Any]:
+    """Pages from alerts (docs/ALERTS.md) and the answers to acknowledgements by SMS."""
+    try:
+        routes = parse_alert_routes(value("ALERT_ROUTES", {}))
+    except RouteError as exc:
+        raise SettingsError("ALERT_ROUTES", str(exc)) from None
+    return {
+        "alert_routes": routes,
+        "resolved_sms": _flag("RESOLVED_SMS", value("RESOLVED_SMS", True)),
+        "repage_after": _number(
+            "REPAGE_AFTER", value("REPAGE_AFTER", 14400), low=1, high=30 * 86400
+        ),
+        "ack_confirm": _flag("ACK_CONFIRM", value("ACK_CONFIRM", True)),
+    }
+
+
 def has_env_configuration(env: Mapping[str, str] | None = None) -> bool:
     """True when the environment alone names a carrier (used when no config is stored)."""
     env = os.environ if env is None else env
     return bool(env.get(ENV_PREFIX + "API_BASE_URL") and env.get(ENV_PREFIX + "CLIENT_ID"))
 
 
+_JSON_KEYS = ("INBOX_ROUTES", "ALERT_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS")
+
+
 def _decode_env(key: str, raw: str) -> Any:
-    if key in ("INBOX_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS") and raw.lstrip()[:1] in ("{", "["):
+    if key in _JSON_KEYS and raw.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(raw)
         except ValueError as exc:

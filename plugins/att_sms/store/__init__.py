@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..numbers import canonical_sender
+from .alerts import AlertGroup, AlertTables, OwedSms
 from .engine import Database, SqliteDatabase, StoreError, Tx
 from .followups import FollowUp, FollowUpTables
 from .inbound import (
@@ -29,12 +30,14 @@ from .rotations import RotationRecord, RotationRefused, RotationTables
 from .schema import create_schema
 
 __all__ = [
+    "AlertGroup",
     "CommandClaim",
     "Database",
     "DuplicatePage",
     "FollowUp",
     "InboundOrigin",
     "Lease",
+    "OwedSms",
     "PagePost",
     "RotationRecord",
     "RotationRefused",
@@ -49,9 +52,17 @@ __all__ = [
 ]
 
 
-class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables, RotationTables):
+class Store(
+    InboundTables,
+    PagingTables,
+    FollowUpTables,
+    PageTables,
+    LeaseTables,
+    RotationTables,
+    AlertTables,
+):
     """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups,
-    escalating pages, the replicas' lease and command claims, rotations."""
+    escalating pages, the replicas' lease and command claims, rotations, alert groups."""
 
     def __init__(
         self,

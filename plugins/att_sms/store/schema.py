@@ -162,6 +162,32 @@ _STATEMENTS = [
         claimed_at {float} NOT NULL,
         PRIMARY KEY (rotation, handoff_at)
     )""",
+    # Alert groups (store/alerts.py): one row, hence one open page, per route and groupKey.
+    """CREATE TABLE IF NOT EXISTS att_alert_groups (
+        route TEXT NOT NULL,
+        group_key TEXT NOT NULL,
+        page_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        fingerprints TEXT NOT NULL,
+        summary TEXT NOT NULL,
+        opened_at {float} NOT NULL,
+        updated_at {float} NOT NULL,
+        PRIMARY KEY (route, group_key)
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_alert_groups_page ON att_alert_groups (page_id)",
+    # SMS owed about alert pages (resolved, acknowledgement answers): sent at most once.
+    """CREATE TABLE IF NOT EXISTS att_alert_sms (
+        id {serial},
+        key TEXT NOT NULL UNIQUE,
+        page_id TEXT NOT NULL,
+        tel TEXT NOT NULL,
+        text TEXT NOT NULL,
+        created_by TEXT NOT NULL,
+        room TEXT NOT NULL,
+        created_at {float} NOT NULL,
+        sent_at {float}
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_alert_sms_key ON att_alert_sms (key, created_at)",
 ]
 
 

@@ -21,13 +21,13 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
 from att_sms.database_url import (
     TLS_MODES,
     DatabaseUrlError,
     PasswordInUrlError,
     check_database_url,
 )
-from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 from att_sms.rotations import RotationError, parse_zone
 

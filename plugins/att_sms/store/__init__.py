@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from ..numbers import canonical_sender
+from .conversations import Claim, Conversation, ConversationTables
 from .engine import Database, SqliteDatabase, StoreError, Tx
 from .followups import FollowUp, FollowUpTables
 from .inbound import (
@@ -28,7 +29,9 @@ from .paging import PagingTables
 from .schema import create_schema
 
 __all__ = [
+    "Claim",
     "CommandClaim",
+    "Conversation",
     "Database",
     "DuplicatePage",
     "FollowUp",
@@ -46,9 +49,11 @@ __all__ = [
 ]
 
 
-class Store(InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables):
+class Store(
+    InboundTables, PagingTables, FollowUpTables, PageTables, LeaseTables, ConversationTables
+):
     """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups,
-    escalating pages, the replicas' lease and command claims."""
+    escalating pages, the replicas' lease and command claims, conversations as threads."""
 
     def __init__(
         self,

@@ -21,6 +21,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 import phonenumbers
 
+from att_sms.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
 from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
@@ -67,6 +68,8 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "METRICS_HOST": "127.0.0.1",
     "DATABASE_URL": "",
     "REPLICA_COMMANDS": "auto",
+    "CONVERSATION_WINDOW": 86400,
+    "THREAD_BROADCAST": list(DEFAULT_THREAD_BROADCAST),
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
@@ -115,6 +118,8 @@ class Settings:
     database_url: str = ""
     database_password: str = field(default="", repr=False)
     replica_commands: str = "auto"
+    conversation_window: float = 86400.0
+    thread_broadcast: frozenset[str] = frozenset(DEFAULT_THREAD_BROADCAST)
 
 
 def parse_settings(
@@ -180,7 +185,33 @@ def parse_settings(
         **_operability(value),
         database_url=_database_url(value("DATABASE_URL", "")),
         database_password=env.get(DATABASE_PASSWORD_ENV, ""),
+        **_threads(value),
     )
+
+
+def _threads(value: Callable[..., Any]) -> dict[str, Any]:
+    """SMS conversations as chat threads (Slack): see docs/SLACK.md."""
+    return {
+        "conversation_window": _number(
+            "CONVERSATION_WINDOW", value("CONVERSATION_WINDOW", 86400), low=0, high=30 * 86400
+        ),
+        "thread_broadcast": _broadcast(value("THREAD_BROADCAST", DEFAULT_THREAD_BROADCAST)),
+    }
+
+
+def _broadcast(raw: Any) -> frozenset[str]:
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, (list, tuple)):
+        raise SettingsError("THREAD_BROADCAST", f"must be a list, not {type(raw).__name__}")
+    kinds = [str(item).strip().lower() for item in raw if str(item).strip().lower() != "none"]
+    unknown = [k for k in kinds if k not in BROADCAST_KINDS]
+    if unknown:
+        raise SettingsError(
+            "THREAD_BROADCAST",
+            f"unknown {unknown[0]!r}; choose from {', '.join(BROADCAST_KINDS)} (or [] for none)",
+        )
+    return frozenset(kinds)
 
 
 def _paging(value: Callable[..., Any]) -> dict[str, Any]:
@@ -217,7 +248,8 @@ def has_env_configuration(env: Mapping[str, str] | None = None) -> bool:
 
 
 def _decode_env(key: str, raw: str) -> Any:
-    if key in ("INBOX_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS") and raw.lstrip()[:1] in ("{", "["):
+    json_keys = ("INBOX_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS", "THREAD_BROADCAST")
+    if key in json_keys and raw.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(raw)
         except ValueError as exc:

@@ -52,6 +52,9 @@ def test_a_claim_held_by_another_poster_is_busy_until_it_expires_or_is_released(
     assert not store.open_conversation(ROOM, ALICE, "1.1", holder="a", inbound_root=True)
     store.release_claim(ROOM, ALICE, "b")  # b's post failed: anyone may claim again
     assert store.claim_conversation(ROOM, ALICE, holder="c", window=DAY).kind == NEW
+    # c was killed mid-post and restarted (same holder id): it takes its claim back at once.
+    assert store.claim_conversation(ROOM, ALICE, holder="c", window=DAY).kind == NEW
+    assert store.claim_conversation(ROOM, ALICE, holder="d", window=DAY).kind == BUSY
 
 
 def test_the_window_counts_from_the_last_message_either_way(store: Store) -> None:

@@ -141,7 +141,7 @@ class SendCommands:
         if len(text) >= 2 and text[0] == text[-1] == '"':
             text = text[1:-1].strip()
         if not text:
-            return "usage: !sms reply <text> in a conversation's thread, or !sms reply <handle> <text>"
+            return "usage: !sms reply <text> (in a conversation's thread) or <handle> <text>"
         return self._in_conversation(
             msg,
             lambda: self._guarded_page(

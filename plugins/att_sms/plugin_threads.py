@@ -99,9 +99,7 @@ class ConversationThreads:
             log.warning("AttSms answer not posted as a thread's root: %s", exc)
             return reply
         if thread:
-            poster.join(
-                room, thread, collected.numbers, collected.message_ids, collected.page_ids
-            )
+            poster.join(room, thread, collected.numbers, collected.message_ids, collected.page_ids)
         return answer
 
     def _thread_send(self, msg: Any, report: Any) -> None:

@@ -24,6 +24,7 @@ from slack_worlds import ALICE, World, build_world
 pytestmark = pytest.mark.slack
 
 WINDOW = 6  # seconds: CONVERSATION_WINDOW of this module's bot
+ESCALATE_AFTER = 2  # seconds before a page moves on to its next person
 CMDS = "C0CMDS001"  # commands typed here; inbound of reg-cmds is routed here too
 RACE = "C0RACE001"
 WINDOWED = "C0WNDW001"
@@ -49,7 +50,7 @@ TRANSCRIPT_ENV = "SLACK_THREADS_TRANSCRIPT"
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     built = build_world(
         tmp_path_factory.mktemp("slack-threads"), CHANNELS, ROUTES,
-        conversation_window=str(WINDOW),
+        conversation_window=str(WINDOW), escalate_after=str(ESCALATE_AFTER),
     )  # fmt: skip
     try:
         built.start_bot()
@@ -107,9 +108,7 @@ def test_a_send_typed_in_the_channel_is_the_root_and_the_answer_comes_back_in_it
     )  # fmt: skip
     assert typed.thread_ts == root
     sent = _sent_to(world)[before:]
-    assert [(s["addresses"], s["message"]) for s in sent] == [
-        ([tel], "thanks, clearing the alert")
-    ]
+    assert [(s["addresses"], s["message"]) for s in sent] == [([tel], "thanks, clearing the alert")]
     follow_ups = _posts_with(world, CMDS, "Delivery of SMS", count=2)
     assert {p.thread_ts for p in follow_ups} == {root}
 
@@ -131,6 +130,39 @@ def test_a_send_typed_in_a_thread_makes_that_thread_the_conversation(world: Worl
     world.inject("reg-cmds", "looking now", sender=tel)
     reply = _posts_with(world, CMDS, "looking now")
     assert [(p.thread_ts, p.broadcast) for p in reply] == [(thread, True)]
+
+
+def test_a_page_lives_in_one_thread_and_its_acknowledgement_is_shown_in_the_channel(
+    world: World,
+) -> None:
+    first, second = "tel:+12125550311", "tel:+12125550312"
+    answer, _ = world.command(
+        ALICE, CMDS, "!sms page +12125550311,+12125550312 checkout is down",
+        expect=lambda text: text.startswith("Page P"),
+    )  # fmt: skip
+    assert answer.thread_ts is None
+    root, page_id = answer.ts, answer.text.split()[1].rstrip(":")
+    (moved,) = _posts_with(world, CMDS, "+1 212-555-0312", timeout=30)  # the second step
+    assert (moved.thread_ts, moved.broadcast) == (root, False)
+    world.inject("reg-cmds", "ack", sender=second)
+    (acked,) = _posts_with(world, CMDS, f"Page {page_id} acknowledged")
+    assert (acked.thread_ts, acked.broadcast) == (root, True)
+    (reply,) = [p for p in world.standin.posts(CMDS) if p.thread_ts == root and "ack (" in p.text]
+    assert reply.broadcast  # the person's first answer in this conversation
+
+    def delivered() -> list[PostAttempt]:
+        posts = [
+            p for p in world.standin.posts(CMDS)
+            if p.thread_ts == root and "Delivery of SMS" in p.text
+        ]  # fmt: skip
+        return posts if len(posts) >= 2 else []
+
+    follow_ups = world.standin.wait_for(delivered, 20, "both steps' follow-ups in the thread")
+    assert len(follow_ups) == 2
+    # The first person answering later still lands in the page's thread.
+    world.inject("reg-cmds", "sorry, was asleep", sender=first)
+    (late,) = _posts_with(world, CMDS, "sorry, was asleep")
+    assert late.thread_ts == root
 
 
 def test_first_sms_of_twenty_new_numbers_open_twenty_threads(world: World) -> None:
@@ -209,9 +241,7 @@ def test_reply_in_a_thread_goes_to_exactly_that_number_from_the_number_it_wrote_
     )  # fmt: skip
     assert answer.thread_ts == ann_post.ts
     sent = _sent_to(world)[before:]
-    assert [(s["addresses"], s["message"]) for s in sent] == [
-        ([ann], "r2d2 is not a handle here")
-    ]
+    assert [(s["addresses"], s["message"]) for s in sent] == [([ann], "r2d2 is not a handle here")]
     assert sent[0]["senderAddress"] == line  # from the number Ann wrote to
     # Outside a conversation's thread the text needs a handle, as before.
     answer, _ = world.command(
@@ -243,4 +273,3 @@ def _write_transcript(posts: list[PostAttempt]) -> None:
         for p in posts
     ]
     Path(path).write_text(json.dumps(calls, indent=2) + "\n")
-

@@ -151,3 +151,12 @@ def test_posters_racing_on_a_new_number_open_one_thread(engine: Engine, store: S
     assert len(opened) == 1, opened
     assert set(threads) == set(opened)
     assert store.conversation_count() == 1
+
+
+def test_conversations_quiet_for_a_month_are_pruned(store: Store) -> None:
+    store.continue_conversation(ROOM, BOB, "9.0")
+    with store.transaction() as tx:
+        tx.execute("UPDATE att_conversations SET last_at = last_at - ?", (31 * DAY,))
+    assert store.claim_conversation(ROOM, ALICE, holder="a", window=DAY).kind == NEW
+    assert store.conversation(ROOM, BOB) is None
+    assert store.conversation(ROOM, ALICE) is not None

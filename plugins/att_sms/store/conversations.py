@@ -19,7 +19,9 @@ from typing import Any
 
 from .engine import Database, Tx
 
-#: Links older than this are pruned (a follow-up or a page lasts far less).
+#: Links older than this are pruned (a follow-up or a page lasts far less); so are
+#: conversations quiet for this long (beyond any window: their thread is only kept for
+#: ``!sms reply <text>`` typed in it).
 LINKS_KEPT = 30 * 86400.0
 #: A claim (a root being posted) that was not finished is taken over after this long.
 DEFAULT_CLAIM_FOR = 60.0
@@ -126,6 +128,10 @@ class ConversationTables:
                 )
                 if inserted is None:  # cannot happen under the lock; never open a second one
                     return Claim(BUSY, _select(tx, room, number))
+                tx.execute(
+                    "DELETE FROM att_conversations WHERE last_at < ? AND claimed_by IS NULL",
+                    (now - max(LINKS_KEPT, window),),
+                )
                 return Claim(NEW, _select(tx, room, number))
             if active(found, now, window):
                 return Claim(THREAD, found)

@@ -148,6 +148,7 @@ _STATEMENTS = [
         UNIQUE (room, number)
     )""",
     "CREATE INDEX IF NOT EXISTS att_conversations_thread ON att_conversations (room, thread_ts)",
+    "CREATE INDEX IF NOT EXISTS att_conversations_last ON att_conversations (last_at)",
     # Which thread a send's follow-up or a page's posts belong to ("send:<id>", "page:<id>").
     """CREATE TABLE IF NOT EXISTS att_thread_links (
         key TEXT PRIMARY KEY,

@@ -47,6 +47,7 @@ from slack_webapi import (
     handler_for,
     missing_scope,
 )
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 
@@ -286,10 +287,24 @@ class SlackStandIn:
                 "event_time": int(time.time()),
             },
         }
-        conn = self.wait_for(lambda: self._ws_conn, 30, "the bot's Socket Mode connection")
-        conn.send(json.dumps(envelope))
+        self._deliver(json.dumps(envelope))
         self.wait_for(lambda: envelope_id in self.acks, 15, f"the ack of envelope {envelope_id}")
         return ts
+
+    def _deliver(self, frame: str) -> None:
+        """Send ``frame`` on the bot's connection. A bot just killed may still look connected
+        until its socket's end is read: that connection is dropped and the next one used."""
+        for _ in range(50):
+            conn = self.wait_for(lambda: self._ws_conn, 30, "the bot's Socket Mode connection")
+            try:
+                conn.send(frame)
+                return
+            except ConnectionClosed:
+                with self._changed:
+                    if self._ws_conn is conn:
+                        self._ws_conn = None
+                    self._changed.notify_all()
+        raise AssertionError("the bot's Socket Mode connection keeps closing")
 
     def _socket_session(self, conn: ServerConnection) -> None:
         hello = {

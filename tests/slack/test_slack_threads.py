@@ -273,3 +273,18 @@ def _write_transcript(posts: list[PostAttempt]) -> None:
         for p in posts
     ]
     Path(path).write_text(json.dumps(calls, indent=2) + "\n")
+
+
+def test_reply_in_a_thread_of_several_numbers_sends_nothing_and_says_why(world: World) -> None:
+    answer, _ = world.command(
+        ALICE, CMDS, "!sms send +12125550321,+12125550322 rollback done",
+        expect=lambda text: "message id" in text,
+    )  # fmt: skip
+    before = len(_sent_to(world))
+    refused, _ = world.command(
+        ALICE, CMDS, "!sms reply who is on it?", thread_ts=answer.ts,
+        expect=lambda text: text.startswith("Not sent"),
+    )  # fmt: skip
+    assert refused.thread_ts == answer.ts
+    assert "2 numbers" in refused.text and "!sms reply <handle>" in refused.text
+    assert len(_sent_to(world)) == before

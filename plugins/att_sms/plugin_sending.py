@@ -102,7 +102,10 @@ class SendCommands:
 
     @botcmd
     def sms_reply(self, msg: Any, args: str) -> str:
-        """<handle> <text>: answer the sender of an inbound post (its handle, e.g. r7)."""
+        """<handle> <text>: answer the sender of an inbound post (its handle, e.g. r7).
+
+        On Slack, typed inside an SMS conversation's thread: !sms reply <text> answers it.
+        """
         if self._settings is None:
             return self._not_configured()
         in_thread = self._reply_in_thread(msg, args)
@@ -137,6 +140,11 @@ class SendCommands:
         """``!sms reply <text>`` typed in a conversation's thread: to that thread's number."""
         if target.number is None:
             return f"Not sent: {target.problem}."
+        if not target.number.startswith("tel:+"):
+            return (
+                f"Not sent: the sender '{echo(target.number, 40)}' is not a phone number "
+                "(an alphanumeric sender id or short code cannot be answered by SMS)."
+            )
         text = (args or "").strip()
         if len(text) >= 2 and text[0] == text[-1] == '"':
             text = text[1:-1].strip()

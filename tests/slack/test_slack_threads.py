@@ -288,3 +288,17 @@ def test_reply_in_a_thread_of_several_numbers_sends_nothing_and_says_why(world: 
     assert refused.thread_ts == answer.ts
     assert "2 numbers" in refused.text and "!sms reply <handle>" in refused.text
     assert len(_sent_to(world)) == before
+
+
+def test_a_short_code_conversation_is_threaded_but_cannot_be_answered_by_sms(
+    world: World,
+) -> None:
+    world.inject("reg-race", "your code is 4411", sender="ACMEBANK")
+    (root,) = _posts_with(world, RACE, "your code is 4411")
+    before = len(_sent_to(world))
+    refused, _ = world.command(
+        ALICE, RACE, "!sms reply thanks", thread_ts=root.ts,
+        expect=lambda text: text.startswith("Not sent"),
+    )  # fmt: skip
+    assert "not a phone number" in refused.text and refused.thread_ts == root.ts
+    assert len(_sent_to(world)) == before

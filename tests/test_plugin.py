@@ -152,6 +152,13 @@ def test_send_one(ready: Bot, sandbox) -> None:
     assert answer == f"Sent to tel:+12125551234: message id {sent[0]['messageId']}"
 
 
+def test_without_threads_a_send_opens_no_conversation(ready: Bot, sandbox) -> None:
+    """Issue 23: errbot's test backend has no threads; the answer is errbot's, as before."""
+    answer = ready.ask("!sms send +12125551234 no threads here")
+    assert answer.startswith("Sent to tel:+12125551234: message id ")
+    assert ready.plugin._sms_store.conversation_count() == 0
+
+
 def test_send_many_recipients_in_one_request(ready: Bot, sandbox) -> None:
     answer = ready.ask('!sms send +12125551234,"(212) 555-0199",tel:+442079460018 db-1 is down')
     sent = sends(sandbox)

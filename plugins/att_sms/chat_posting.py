@@ -28,6 +28,8 @@ _SLACK_HINTS = {
     "account_inactive": "the bot token was revoked",
     "token_revoked": "the bot token was revoked",
     "missing_scope": "the Slack app lacks the chat:write scope",
+    "thread_not_found": "the conversation's thread is gone: the next post starts a new one",
+    "message_not_found": "the conversation's thread is gone: the next post starts a new one",
 }
 
 
@@ -52,22 +54,33 @@ def is_slack(bot: Any) -> bool:
     return web is not None and callable(getattr(web, "chat_postMessage", None))
 
 
-def post_confirmed(bot: Any, identifier: Any, text: str, *, thread_ts: str | None = None) -> None:
+def post_confirmed(
+    bot: Any,
+    identifier: Any,
+    text: str,
+    *,
+    thread_ts: str | None = None,
+    reply_broadcast: bool = False,
+) -> str | None:
     """Post ``text`` to ``identifier`` (what ``bot.build_identifier`` returned).
 
-    Returns only when the chat took the post; raises ``PostFailed`` otherwise. On Slack a
-    post goes to the thread ``thread_ts`` (or the identifier's ``thread_ts`` attribute).
+    Returns only when the chat took the post (on Slack with the post's ``ts``, else None);
+    raises ``PostFailed`` otherwise. On Slack a post goes to the thread ``thread_ts`` (or the
+    identifier's ``thread_ts`` attribute), shown in the channel too with ``reply_broadcast``.
     """
     if is_slack(bot):
-        _post_to_slack(bot, identifier, text, thread_ts or getattr(identifier, "thread_ts", None))
-        return
+        thread = thread_ts or getattr(identifier, "thread_ts", None)
+        return _post_to_slack(bot, identifier, text, thread, reply_broadcast and bool(thread))
     try:
         bot.send(identifier, text)
     except Exception as exc:  # RoomDoesNotExistError, ValueError, the backend's own errors
         raise PostFailed(f"cannot post to {identifier}: {type(exc).__name__}: {exc}") from exc
+    return None
 
 
-def _post_to_slack(bot: Any, identifier: Any, text: str, thread_ts: str | None) -> None:
+def _post_to_slack(
+    bot: Any, identifier: Any, text: str, thread_ts: str | None, broadcast: bool
+) -> str | None:
     try:
         channel = slack_channel_of(bot, identifier)
         arguments: dict[str, Any] = {
@@ -80,6 +93,8 @@ def _post_to_slack(bot: Any, identifier: Any, text: str, thread_ts: str | None) 
         }
         if thread_ts:
             arguments["thread_ts"] = thread_ts
+            if broadcast:
+                arguments["reply_broadcast"] = True
         response = bot.slack_web.chat_postMessage(**arguments)
     except PostFailed:
         raise
@@ -88,6 +103,8 @@ def _post_to_slack(bot: Any, identifier: Any, text: str, thread_ts: str | None) 
     if not response.get("ok", False):  # slack_sdk raises on ok=false; a stub might not
         code = str(response.get("error") or "unknown_error")
         raise PostFailed(_slack_reason(code, identifier), code=code)
+    ts = response.get("ts")
+    return str(ts) if ts else None
 
 
 def slack_channel_of(bot: Any, identifier: Any) -> str:

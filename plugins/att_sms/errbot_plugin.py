@@ -52,6 +52,7 @@ from att_sms.plugin_pages import PageCommands  # noqa: E402
 from att_sms.plugin_replicas import ReplicaCoordination  # noqa: E402
 from att_sms.plugin_rotations import RotationCommands  # noqa: E402
 from att_sms.plugin_sending import SendCommands  # noqa: E402
+from att_sms.plugin_threads import ConversationThreads  # noqa: E402
 from att_sms.settings import (  # noqa: E402
     CONFIG_TEMPLATE,
     SECRET_ENV,
@@ -93,6 +94,7 @@ class AttSms(
     InboundPoller,
     FollowUps,
     ReplicaCoordination,
+    ConversationThreads,
     BotPlugin,
 ):
     """Send SMS, check delivery and see the replies, through an AT&T-style SMS API."""

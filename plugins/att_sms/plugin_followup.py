@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from .chat_posting import PostFailed, post_confirmed
+from .chat_posting import PostFailed
 from .client import DeliveryInfo
 from .delivery_loop import DeliveryLoop
 from .errors import AttSmsError, NotFoundError
@@ -60,10 +60,7 @@ class FollowUps:
         final = bool(infos) and all(i.status in FINAL_STATES for i in infos)
         if final or gone or now - task.started >= settings.follow_up_limit:
             try:
-                post_confirmed(
-                    self._bot, self.build_identifier(task.target),
-                    follow_up_text(task, final, problem, now),
-                )  # fmt: skip
+                self._post_follow_up(task, follow_up_text(task, final, problem, now))
             except (PostFailed, ValueError) as exc:
                 log.warning("AttSms follow-up of %s not posted yet: %s", task.message_id, exc)
                 task.next_at = now + POST_RETRY

@@ -18,11 +18,13 @@ from errbot import botcmd
 from errbot.backends.base import Room
 
 from .chat_posting import PostFailed, is_slack, post_confirmed
+from .conversation_posting import threads_enabled
+from .conversations import group_by_number
 from .errors import AttSmsError, CarrierUnavailable
 from .fetcher import FetcherExited, FetcherProcess, drain_into
 from .formatting import echo
 from .numbers import canonical_sender
-from .posts import build_posts
+from .posts import Post, build_posts
 from .store import StoredInbound
 
 log = logging.getLogger("errbot.plugins.AttSms")
@@ -244,12 +246,15 @@ class InboundPoller:
             replace(m, sender_address=canonical_sender(m.sender_address, settings.default_region))
             for m in messages
         ]
+        note_of = lambda m: "; ".join(n for n in (m.note, extra.get(m.key)) if n) or None  # noqa: E731
+        if threads_enabled(self._bot, settings):
+            return self._post_in_threads(registration, target, identifier, shown, note_of)
         posts = build_posts(
             shown,
             combine_above=settings.combine_above,
             name_of=store.name_of_sender,
             handle_of=_handle_of,
-            note_of=lambda m: "; ".join(n for n in (m.note, extra.get(m.key)) if n) or None,
+            note_of=note_of,
         )
         for post in posts:
             try:
@@ -260,6 +265,43 @@ class InboundPoller:
                 return f"cannot post to {target}: {exc.reason}; kept"
             store.mark_posted(post.keys)
             self.metrics.inbound_posted(registration, len(post.keys))
+        return None
+
+    def _post_in_threads(
+        self,
+        registration: str,
+        target: str,
+        identifier: Any,
+        shown: list[StoredInbound],
+        note_of: Any,
+    ) -> str | None:
+        """Each number's messages in its conversation's thread (Slack); in order per number."""
+        settings, store = self._settings, self._sms_store
+        poster = self._conversation_poster()
+
+        def posted(post: Post) -> None:
+            store.mark_posted(post.keys)
+            self.metrics.inbound_posted(registration, len(post.keys))
+
+        for number, messages in group_by_number(shown, lambda m: m.sender_address):
+            posts = build_posts(
+                messages,
+                combine_above=settings.combine_above,
+                name_of=store.name_of_sender,
+                handle_of=_handle_of,
+                note_of=note_of,
+            )
+            try:
+                failed = poster.post_inbound(
+                    identifier, number, posts,
+                    from_address=messages[-1].destination_address, posted=posted,
+                )  # fmt: skip
+            except PostFailed as exc:  # the route's channel is unknown to Slack
+                failed = exc
+            if failed is not None:
+                if failed.retry_after:
+                    self._post_retry_at[registration] = time.monotonic() + failed.retry_after
+                return f"cannot post to {target}: {failed.reason}; kept"
         return None
 
     def _inbound_notes(self, messages: list[StoredInbound]) -> dict[str, str]:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from .chat_posting import PostFailed, post_confirmed
+from .chat_posting import PostFailed
 from .plugin_inbound import in_room
 from .store import PagePost, Store
 
@@ -52,7 +52,7 @@ class PagePosts:
         if not in_room(identifier):
             return PostFailed(f"the bot is not in {post.room} yet (joining)")
         try:
-            post_confirmed(self._bot, identifier, post.text)
+            self._post_page_text(identifier, post)  # in the page's thread (plugin_threads)
         except PostFailed as exc:
             return exc
         return None

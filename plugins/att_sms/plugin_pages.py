@@ -97,6 +97,7 @@ class _StepMessage:
     frm: _Starter
     to: str
     is_group: bool = True
+    page_id: str = ""  # the page's thread (plugin_threads)
 
 
 class PageCommands(PagePosts):
@@ -252,7 +253,7 @@ class PageCommands(PagePosts):
 
         A rotation (``rotation:<name>``) is whoever is on call now, at this step.
         """
-        msg = _StepMessage(_Starter(page.created_by), page.room)
+        msg = _StepMessage(_Starter(page.created_by), page.room, page_id=page.id)
         text = sms_text(page, ack_word(ctx.settings))
         to = None
         try:
@@ -315,6 +316,7 @@ class PageCommands(PagePosts):
                 break
             acked = acknowledge(page, sender, store.now())
             text = acked_text(acked, self._page_names(store, acked), reply=message.message)
+            self._mark_page_ack(acked.id, acked.room, text)
             if store.save_page(
                 acked, expected_version=page.version, posts=[text], ack_key=message.key
             ):
@@ -352,7 +354,9 @@ class PageCommands(PagePosts):
             return f"Not paged: {echo(str(exc).replace(USAGE_SEND, USAGE_PAGE), 300)}"
         self._begin_command()
         try:
-            return self._start_page(msg, self._context(), tokens, text, again)
+            return self._in_conversation(
+                msg, lambda: self._start_page(msg, self._context(), tokens, text, again)
+            )
         except NotActive:
             return "Not paged: the plugin is being reconfigured; try again in a moment."
         finally:
@@ -446,6 +450,8 @@ class PageCommands(PagePosts):
             closed = close(page, user, store.now())
             text = acked_text(closed, names) if verb == "ack" else cancelled_text(closed)
             elsewhere = [text] if page.room != self._reply_target(msg) else []
+            if elsewhere and verb == "ack":
+                self._mark_page_ack(closed.id, closed.room, text)
             if store.save_page(closed, expected_version=page.version, posts=elsewhere):
                 return text
         return f"Nothing done: page {page_id} keeps changing; try again."

@@ -96,13 +96,21 @@ class SendCommands:
             tokens, text = split_recipients_and_text(args)
         except ArgumentError as exc:
             return f"Not sent: {echo(str(exc), 300)}"
-        return self._guarded_page(msg, tokens=tokens, text=text, again=again)
+        return self._in_conversation(
+            msg, lambda: self._guarded_page(msg, tokens=tokens, text=text, again=again)
+        )
 
     @botcmd
     def sms_reply(self, msg: Any, args: str) -> str:
-        """<handle> <text>: answer the sender of an inbound post (its handle, e.g. r7)."""
+        """<handle> <text>: answer the sender of an inbound post (its handle, e.g. r7).
+
+        On Slack, typed inside an SMS conversation's thread: !sms reply <text> answers it.
+        """
         if self._settings is None:
             return self._not_configured()
+        in_thread = self._reply_in_thread(msg, args)
+        if in_thread is not None:
+            return self._reply_to_thread(msg, args, in_thread)
         handle, _, text = (args or "").strip().partition(" ")
         text = text.strip()
         if len(text) >= 2 and text[0] == text[-1] == '"':
@@ -121,9 +129,34 @@ class SendCommands:
                 f"Not sent: the sender '{echo(origin.sender_address, 40)}' is not a phone number "
                 "(an alphanumeric sender id or short code cannot be answered by SMS)."
             )
-        return self._guarded_page(
-            msg, addresses=[tel], text=text, again=True, sender=origin.destination_address
+        return self._in_conversation(
+            msg,
+            lambda: self._guarded_page(
+                msg, addresses=[tel], text=text, again=True, sender=origin.destination_address
+            ),
         )
+
+    def _reply_to_thread(self, msg: Any, args: str, target: Any) -> str | None:
+        """``!sms reply <text>`` typed in a conversation's thread: to that thread's number."""
+        if target.number is None:
+            return f"Not sent: {target.problem}."
+        if not target.number.startswith("tel:+"):
+            return (
+                f"Not sent: the sender '{echo(target.number, 40)}' is not a phone number "
+                "(an alphanumeric sender id or short code cannot be answered by SMS)."
+            )
+        text = (args or "").strip()
+        if len(text) >= 2 and text[0] == text[-1] == '"':
+            text = text[1:-1].strip()
+        if not text:
+            return "usage: !sms reply <text> (in a conversation's thread) or <handle> <text>"
+        return self._in_conversation(
+            msg,
+            lambda: self._guarded_page(
+                msg, addresses=[target.number], text=text, again=True,
+                sender=target.from_address,
+            ),
+        )  # fmt: skip
 
     def _guarded_page(self, msg: Any, **kwargs: Any) -> str:
         self._begin_command()
@@ -222,6 +255,7 @@ class SendCommands:
                     ],
                     tx,
                 )
+        self._thread_send(msg, report)  # conversations as threads (plugin_threads)
 
     @botcmd
     def sms_status(self, msg: Any, args: str) -> str:

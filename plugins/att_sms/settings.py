@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
+from att_sms.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
 from att_sms.database_url import (
     TLS_MODES,
     DatabaseUrlError,
@@ -85,6 +86,8 @@ CONFIG_TEMPLATE: dict[str, Any] = {
     "RESOLVED_SMS": True,
     "REPAGE_AFTER": 14400,
     "ACK_CONFIRM": True,
+    "CONVERSATION_WINDOW": 86400,
+    "THREAD_BROADCAST": list(DEFAULT_THREAD_BROADCAST),
 }
 
 KNOWN_KEYS = frozenset(CONFIG_TEMPLATE)
@@ -143,6 +146,8 @@ class Settings:
     resolved_sms: bool = True
     repage_after: float = 14400.0
     ack_confirm: bool = True
+    conversation_window: float = 86400.0
+    thread_broadcast: frozenset[str] = frozenset(DEFAULT_THREAD_BROADCAST)
 
 
 def parse_settings(
@@ -215,7 +220,33 @@ def parse_settings(
         database_url=_database_url(value("DATABASE_URL", ""), database_tls, env),
         database_tls=database_tls,
         database_password=env.get(DATABASE_PASSWORD_ENV, ""),
+        **_threads(value),
     )
+
+
+def _threads(value: Callable[..., Any]) -> dict[str, Any]:
+    """SMS conversations as chat threads (Slack): see docs/SLACK.md."""
+    return {
+        "conversation_window": _number(
+            "CONVERSATION_WINDOW", value("CONVERSATION_WINDOW", 86400), low=0, high=30 * 86400
+        ),
+        "thread_broadcast": _broadcast(value("THREAD_BROADCAST", DEFAULT_THREAD_BROADCAST)),
+    }
+
+
+def _broadcast(raw: Any) -> frozenset[str]:
+    if isinstance(raw, str):
+        raw = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(raw, (list, tuple)):
+        raise SettingsError("THREAD_BROADCAST", f"must be a list, not {type(raw).__name__}")
+    kinds = [str(item).strip().lower() for item in raw if str(item).strip().lower() != "none"]
+    unknown = [k for k in kinds if k not in BROADCAST_KINDS]
+    if unknown:
+        raise SettingsError(
+            "THREAD_BROADCAST",
+            f"unknown {unknown[0]!r}; choose from {', '.join(BROADCAST_KINDS)} (or [] for none)",
+        )
+    return frozenset(kinds)
 
 
 def _paging(value: Callable[..., Any]) -> dict[str, Any]:
@@ -282,7 +313,7 @@ def has_env_configuration(env: Mapping[str, str] | None = None) -> bool:
     return bool(env.get(ENV_PREFIX + "API_BASE_URL") and env.get(ENV_PREFIX + "CLIENT_ID"))
 
 
-_JSON_KEYS = ("INBOX_ROUTES", "ALERT_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS")
+_JSON_KEYS = ("INBOX_ROUTES", "ALERT_ROUTES", "ALLOWED_REGIONS", "ACK_WORDS", "THREAD_BROADCAST")
 
 
 def _decode_env(key: str, raw: str) -> Any:

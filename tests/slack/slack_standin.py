@@ -16,6 +16,9 @@ Every ``chat.postMessage`` is recorded (accepted or not). Tests can say: the bot
 channel (``not_in_channel``), the channel is archived (``is_archived``), answer 429 with
 ``Retry-After`` for the next K posts, stall the next post to a channel (never answered until
 released), and invite the bot (a member from then on).
+
+Threads: a post with ``thread_ts`` naming a message someone deleted (``delete_message``)
+answers ``thread_not_found``; ``reply_broadcast`` is recorded with the call.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from slack_webapi import (
     handler_for,
     missing_scope,
 )
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import Server, ServerConnection, serve
 
 
@@ -81,6 +85,11 @@ class PostAttempt:
         value = self.args.get("thread_ts")
         return str(value) if value else None
 
+    @property
+    def broadcast(self) -> bool:
+        """The call asked for ``reply_broadcast`` (a thread reply shown in the channel too)."""
+        return str(self.args.get("reply_broadcast", "")).lower() in ("1", "true")
+
 
 @dataclass
 class _RateLimit:
@@ -112,6 +121,7 @@ class SlackStandIn:
         self._rate_limits: list[_RateLimit] = []
         self._stalls: dict[str, threading.Event] = {}
         self._ts = itertools.count(1)
+        self.deleted: dict[str, set[str]] = {}  # channel -> ts of its deleted messages
         self._ws_conn: ServerConnection | None = None
         self._http: ThreadingHTTPServer | None = None
         self._ws: Server | None = None
@@ -183,6 +193,16 @@ class SlackStandIn:
         with self._lock:
             channel = self.channels[channel_id]
             channel.member, channel.archived = True, False
+
+    def archive(self, channel_id: str) -> None:
+        """The channel is archived from now on (posts to it answer ``is_archived``)."""
+        with self._lock:
+            self.channels[channel_id].archived = True
+
+    def delete_message(self, channel_id: str, ts: str) -> None:
+        """Someone deleted the message ``ts``: a thread on it answers ``thread_not_found``."""
+        with self._lock:
+            self.deleted.setdefault(channel_id, set()).add(ts)
 
     def rate_limit(self, count: int, retry_after: int, channel: str | None = None) -> None:
         """Answer the next ``count`` chat.postMessage calls (to ``channel``, or any) with 429."""
@@ -267,10 +287,24 @@ class SlackStandIn:
                 "event_time": int(time.time()),
             },
         }
-        conn = self.wait_for(lambda: self._ws_conn, 30, "the bot's Socket Mode connection")
-        conn.send(json.dumps(envelope))
+        self._deliver(json.dumps(envelope))
         self.wait_for(lambda: envelope_id in self.acks, 15, f"the ack of envelope {envelope_id}")
         return ts
+
+    def _deliver(self, frame: str) -> None:
+        """Send ``frame`` on the bot's connection. A bot just killed may still look connected
+        until its socket's end is read: that connection is dropped and the next one used."""
+        for _ in range(50):
+            conn = self.wait_for(lambda: self._ws_conn, 30, "the bot's Socket Mode connection")
+            try:
+                conn.send(frame)
+                return
+            except ConnectionClosed:
+                with self._changed:
+                    if self._ws_conn is conn:
+                        self._ws_conn = None
+                    self._changed.notify_all()
+        raise AssertionError("the bot's Socket Mode connection keeps closing")
 
     def _socket_session(self, conn: ServerConnection) -> None:
         hello = {
@@ -373,6 +407,9 @@ class SlackStandIn:
             return Reply(200, {"ok": False, "error": "not_in_channel"})
         if not str(args.get("text", "")).strip() and not args.get("blocks"):
             return Reply(200, {"ok": False, "error": "no_text"})
+        thread_ts = str(args.get("thread_ts") or "")
+        if thread_ts and thread_ts in self.deleted.get(channel.id, set()):
+            return Reply(200, {"ok": False, "error": "thread_not_found"})
         ts = self._next_ts()
         message = {"type": "message", "user": BOT_USER_ID, "text": args.get("text"), "ts": ts}
         return Reply(200, {"ok": True, "channel": channel.id, "ts": ts, "message": message})

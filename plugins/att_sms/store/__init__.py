@@ -13,6 +13,7 @@ from pathlib import Path
 
 from ..numbers import canonical_sender
 from .alerts import AlertGroup, AlertTables, OwedSms
+from .conversations import Claim, Conversation, ConversationTables
 from .engine import Database, SqliteDatabase, StoreError, Tx
 from .followups import FollowUp, FollowUpTables
 from .inbound import (
@@ -31,7 +32,9 @@ from .schema import create_schema
 
 __all__ = [
     "AlertGroup",
+    "Claim",
     "CommandClaim",
+    "Conversation",
     "Database",
     "DuplicatePage",
     "FollowUp",
@@ -60,9 +63,11 @@ class Store(
     LeaseTables,
     RotationTables,
     AlertTables,
+    ConversationTables,
 ):
     """Inbound ledger, reply handles, contacts, groups, opt-outs, quotas, audit, follow-ups,
-    escalating pages, the replicas' lease and command claims, rotations, alert groups."""
+    escalating pages, the replicas' lease and command claims, rotations, alert groups,
+    conversations as threads."""
 
     def __init__(
         self,

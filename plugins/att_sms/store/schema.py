@@ -188,6 +188,31 @@ _STATEMENTS = [
         sent_at {float}
     )""",
     "CREATE INDEX IF NOT EXISTS att_alert_sms_key ON att_alert_sms (key, created_at)",
+    # SMS conversations as chat threads (store/conversations.py): one row per (room, number);
+    # thread_ts NULL while a poster holds the claim to post the thread's root.
+    """CREATE TABLE IF NOT EXISTS att_conversations (
+        id {serial},
+        room TEXT NOT NULL,
+        number TEXT NOT NULL,
+        thread_ts TEXT,
+        claimed_by TEXT,
+        claimed_until {float},
+        started_at {float} NOT NULL,
+        last_at {float} NOT NULL,
+        from_address TEXT,
+        replies INTEGER NOT NULL,
+        UNIQUE (room, number)
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_conversations_thread ON att_conversations (room, thread_ts)",
+    "CREATE INDEX IF NOT EXISTS att_conversations_last ON att_conversations (last_at)",
+    # Which thread a send's follow-up or a page's posts belong to ("send:<id>", "page:<id>").
+    """CREATE TABLE IF NOT EXISTS att_thread_links (
+        key TEXT PRIMARY KEY,
+        room TEXT NOT NULL,
+        thread_ts TEXT NOT NULL,
+        at {float} NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS att_thread_links_at ON att_thread_links (at)",
 ]
 
 

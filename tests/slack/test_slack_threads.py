@@ -147,7 +147,7 @@ def test_a_page_lives_in_one_thread_and_its_acknowledgement_is_shown_in_the_chan
     world.inject("reg-cmds", "ack", sender=second)
     (acked,) = _posts_with(world, CMDS, f"Page {page_id} acknowledged")
     assert (acked.thread_ts, acked.broadcast) == (root, True)
-    (reply,) = [p for p in world.standin.posts(CMDS) if p.thread_ts == root and "ack (" in p.text]
+    (reply,) = [p for p in world.standin.posts(CMDS) if p.thread_ts == root and "(acknowledges page" in p.text]
     assert reply.broadcast  # the person's first answer in this conversation
 
     def delivered() -> list[PostAttempt]:

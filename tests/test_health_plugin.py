@@ -301,3 +301,27 @@ def test_health_of_a_carrier_without_head_then_with_revoked_credentials(
     assert problems.startswith("PROBLEMS: no valid token: "), problems
     assert "401" in problems and "unreachable" not in problems
     assert client_secret not in problems
+
+
+def test_a_scrape_reads_the_store_once_a_second_at_most(bot: Bot, sandbox, client_id: str) -> None:
+    """/metrics, /readyz and the gauges share one store transaction per second."""
+    port = free_port()
+    config = sandbox_config(sandbox, client_id, INBOX_ROUTES={}, METRICS_PORT=port, FOLLOW_UP=False)
+    assert bot.configure(config) == "Plugin configuration done."
+    base = f"http://127.0.0.1:{port}"
+    assert http_get(base + "/readyz") == (200, "ready\n")
+    time.sleep(1.1)  # what was read for that answer is now too old
+    transactions: list[str] = []
+    database = bot.plugin._sms_store.database._db  # the SQLite connection itself
+    database.set_trace_callback(lambda sql: sql.startswith("BEGIN") and transactions.append(sql))
+    try:
+        started = time.monotonic()
+        for _ in range(3):
+            assert ("att_sms_ready", ()) in scrape(base)
+            assert http_get(base + "/readyz") == (200, "ready\n")
+            assert http_get(base + "/healthz") == (200, "ok\n")
+        elapsed = time.monotonic() - started
+    finally:
+        database.set_trace_callback(None)
+    assert elapsed < 1.0, "too slow a machine to tell; the bound below assumes under 1 s"
+    assert len(transactions) == 1, transactions

@@ -58,6 +58,7 @@ from att_sms.settings import (  # noqa: E402
     has_env_configuration,
     parse_settings,
 )
+from att_sms.sigterm import NOT_MAIN_THREAD, install_sigterm_shutdown  # noqa: E402
 from att_sms.store import Store, StoreError, open_store  # noqa: E402
 from att_sms.store.legacy import import_legacy, legacy_ledger_path  # noqa: E402
 
@@ -105,6 +106,8 @@ class AttSms(
         self._inflight_done = threading.Condition()
         self.metrics = Metrics()
         self._init_inbound()
+        # errbot builds plugins in its main thread, where a signal handler can be installed.
+        self._sigterm = install_sigterm_shutdown(getattr(self.bot_config, "BACKEND", ""))
 
     # ----------------------------------------------------------------- configuration
 
@@ -123,6 +126,9 @@ class AttSms(
 
     def activate(self) -> None:
         super().activate()
+        self._sigterm = install_sigterm_shutdown(getattr(self.bot_config, "BACKEND", ""))
+        if self._sigterm == NOT_MAIN_THREAD:
+            log.warning("AttSms cannot make SIGTERM a clean stop from this thread")
         self._generation += 1
         generation = self._generation
         self._load_settings()

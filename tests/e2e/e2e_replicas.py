@@ -109,7 +109,8 @@ class Replica:
         try:
             status = proc.wait(timeout=bound)
         except subprocess.TimeoutExpired:
-            raise AssertionError(f"{self.nick} did not stop within {bound:.0f} s of SIGTERM")
+            message = f"{self.nick} did not stop within {bound:.0f} s of SIGTERM"
+            raise AssertionError(message) from None
         human.wait_member(CHANNEL, self.nick, False, 30)
         return status
 

@@ -58,7 +58,12 @@ from att_sms.settings import (  # noqa: E402
     has_env_configuration,
     parse_settings,
 )
-from att_sms.sigterm import NOT_MAIN_THREAD, install_sigterm_shutdown  # noqa: E402
+from att_sms.sigterm import (  # noqa: E402
+    NOT_MAIN_THREAD,
+    forget_before_shutdown,
+    install_sigterm_shutdown,
+    run_before_shutdown,
+)
 from att_sms.store import Store, StoreError, open_store  # noqa: E402
 from att_sms.store.legacy import import_legacy, legacy_ledger_path  # noqa: E402
 
@@ -129,6 +134,7 @@ class AttSms(
         self._sigterm = install_sigterm_shutdown(getattr(self.bot_config, "BACKEND", ""))
         if self._sigterm == NOT_MAIN_THREAD:
             log.warning("AttSms cannot make SIGTERM a clean stop from this thread")
+        run_before_shutdown(self.name, self._stop_before_shutdown)
         self._generation += 1
         generation = self._generation
         self._load_settings()
@@ -160,6 +166,7 @@ class AttSms(
         return store
 
     def deactivate(self) -> None:
+        forget_before_shutdown(self.name)
         self._generation += 1
         # stop_poller raises ValueError after super().deactivate() has cleared the pollers.
         for method, args, kwargs in list(self.current_pollers):
@@ -180,6 +187,10 @@ class AttSms(
                 resource.close()
         self._client = None
         self._sms_store = None
+
+    def _stop_before_shutdown(self) -> None:
+        """On SIGTERM, before errbot disconnects from the chat: deactivate through errbot."""
+        self._bot.plugin_manager.deactivate_plugin(self.name)
 
     def _load_settings(self) -> None:
         self._settings = None

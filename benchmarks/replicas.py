@@ -8,6 +8,9 @@ errbot processes with the IRC backend on one database, then measures:
 * takeover: SIGKILL the replica holding the lease right after one of its inbound posts,
   ``--runs`` times (default 10, the killed one restarted as the standby each time); the
   seconds until the other holds the lease and until its first inbound post;
+* planned stop: SIGTERM to the replica holding the lease (``systemctl stop``), ``--runs``
+  times: the seconds until errbot exited, until the other holds the lease (released by
+  the stopped one's shutdown) and until its first inbound post;
 * a flood of ``--flood`` inbound SMS (default 10,000) injected at full speed while the
   holder is SIGKILLed at 30 % and the other at 70 %: lost, repeated in the post -> mark
   window of a killed replica, repeated otherwise;
@@ -91,6 +94,48 @@ def bench_takeover(system: Any, runs: int) -> dict[str, Any]:
     counted = _wait_all_posted(system, since, markers, kills, 60)
     return {
         "runs": runs,
+        "lease_s": [round(v, 2) for v in lease_s],
+        "first_post_s": [round(v, 2) for v in post_s],
+        "inbound": len(markers),
+        "lost": len(counted.missing),
+        "window_repeats": len(counted.window_repeats),
+        "other_repeats": len(counted.other_repeats),
+    }
+
+
+def bench_planned_stop(system: Any, runs: int) -> dict[str, Any]:
+    """SIGTERM the lease holder ``runs`` times (a planned stop); time each hand-over."""
+    from e2e_replicas import Injector, Kill
+
+    human = system.person()
+    since = human.mark()
+    injector = Injector(system.sandbox, uuid.uuid4().hex[:6], every=0.2).start()
+    exit_s: list[float] = []
+    lease_s: list[float] = []
+    post_s: list[float] = []
+    stops: list[Kill] = []
+    for _ in range(runs):
+        victim = system.holder()
+        assert victim is not None, "nobody holds the lease"
+        heir = system.other(victim)
+        system.wait_for_post_by(victim, human.mark())
+        stops.append(Kill(victim.nick, time.time()))
+        stopped_at = time.monotonic()
+        status = victim.terminate(human)
+        if status != 0:
+            raise RuntimeError(f"{victim.nick} exited with {status} on SIGTERM")
+        exit_s.append(time.monotonic() - stopped_at)
+        system.lease.wait_holder(heir.pid, 30)
+        lease_s.append(time.monotonic() - stopped_at)
+        system.wait_for_post_by(heir, human.mark(), 30)
+        post_s.append(time.monotonic() - stopped_at)
+        victim.start(human)
+    time.sleep(2)
+    markers = injector.stop()
+    counted = _wait_all_posted(system, since, markers, stops, 60)
+    return {
+        "runs": runs,
+        "exit_s": [round(v, 2) for v in exit_s],
         "lease_s": [round(v, 2) for v in lease_s],
         "first_post_s": [round(v, 2) for v in post_s],
         "inbound": len(markers),
@@ -225,6 +270,8 @@ def run(runs: int, flood: int, sends: int, progress: Any = print) -> dict[str, A
             second.start(system.person())
             progress(f"takeover after SIGKILL x{runs}...")
             results["takeover"] = bench_takeover(system, runs)
+            progress(f"hand-over after SIGTERM (planned stop) x{runs}...")
+            results["planned_stop"] = bench_planned_stop(system, runs)
             progress(f"flood of {flood} inbound SMS with two SIGKILLs...")
             results["flood"] = bench_flood(system, flood)
         finally:
@@ -245,6 +292,7 @@ def replica_figures(results: dict[str, Any]) -> list[Figure]:
                f"{take['lost']} / {take['other_repeats']} ({take['inbound']} SMS,"
                f" {take['window_repeats']} reposts in the post->mark window)", "0 / 0",
                take["lost"] == 0 and take["other_repeats"] == 0),
+        *planned_stop_figures(results["planned_stop"]),
         Figure("flood through two replicas: lost / repeated beyond the window",
                f"{flood['lost']} / {flood['other_repeats']} ({flood['inbound']} SMS, 2 SIGKILLs,"
                f" {flood['window_repeats']} reposts in the window, all posted in"
@@ -253,6 +301,23 @@ def replica_figures(results: dict[str, Any]) -> list[Figure]:
         Figure("!sms send p50: SQLite / PostgreSQL",
                f"{send['sqlite']['p50_ms']} ms / {send['postgresql']['p50_ms']} ms"
                f" ({send['sqlite']['sends']} each)"),
+    ]  # fmt: skip
+
+
+def planned_stop_figures(stop: dict[str, Any]) -> list[Figure]:
+    return [
+        Figure("hand-over after SIGTERM (planned stop): lease, p50/max",
+               f"{statistics.median(stop['lease_s']):.1f} s / {max(stop['lease_s']):.1f} s"
+               f" ({stop['runs']} runs; errbot exited in {max(stop['exit_s']):.1f} s at most)",
+               "<= 3 s (released at once, taken at the other's next try)",
+               max(stop["lease_s"]) <= 3.0, timing=True),
+        Figure("hand-over after SIGTERM: first inbound post, p50/max",
+               f"{statistics.median(stop['first_post_s']):.1f} s"
+               f" / {max(stop['first_post_s']):.1f} s"),
+        Figure("inbound during the planned stops: lost / repeated",
+               f"{stop['lost']} / {stop['other_repeats'] + stop['window_repeats']}"
+               f" ({stop['inbound']} SMS)", "0 / 0",
+               stop["lost"] == 0 and stop["other_repeats"] + stop["window_repeats"] == 0),
     ]  # fmt: skip
 
 

@@ -44,6 +44,7 @@ class Sandbox:
         self.port = port
         self.client_id = client_id
         self._client_secret = client_secret
+        self._revoked_secret = ""
         self.token_ttl = token_ttl
         self.delivery_delay = float(delivery_delay)
         self.registrations = tuple(registrations)
@@ -244,6 +245,13 @@ class Sandbox:
         """Invalidate every issued token (clients get 401 and must fetch a new one)."""
         self.store.expire_tokens()
 
+    def revoke_credentials(self) -> None:
+        """Refuse the configured client credentials from now on, and every issued token."""
+        with self.lock:
+            self._revoked_secret = self._client_secret
+            self._client_secret = secrets.token_urlsafe(24)
+        self.store.expire_tokens()
+
     def reset(self) -> None:
         """Back to the initial state: no tokens, sends, inbound, raw answers, faults, counters."""
         with self.lock:
@@ -349,7 +357,8 @@ class Sandbox:
         except Exception as exc:  # validation must never break a request
             found = [f"{kind} validation crashed: {type(exc).__name__}: {exc}"]
         if found:
-            hidden = [s for s in (self._client_secret, *secrets_seen) if s and len(s) >= 4]
+            known = (self._client_secret, self._revoked_secret, *secrets_seen)
+            hidden = [s for s in known if s and len(s) >= 4]
             for i, text in enumerate(found):
                 for value in hidden:
                     text = text.replace(value, "[redacted]")

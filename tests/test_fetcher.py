@@ -166,3 +166,19 @@ def test_a_child_that_cannot_run_is_reported(
     fetcher = FetcherProcess(settings(sandbox, client_id, client_secret, tmp_path), reply_timeout=30)
     with pytest.raises(fetcher_module.FetcherExited, match="exit status 3"):
         fetcher.fetch("reg")
+
+
+def test_a_stop_while_the_child_starts_does_not_end_it(
+    sandbox, client_id, client_secret, tmp_path
+) -> None:
+    """SIGTERM right after the spawn (the child is still importing) is ignored as later."""
+    sandbox.inject_inbound("reg", "tel:+12125559876", "one")
+    fetcher = FetcherProcess(settings(sandbox, client_id, client_secret, tmp_path), reply_timeout=30)
+    try:
+        time.sleep(0.05)  # the interpreter is up; the child's own imports are not done
+        os.kill(fetcher._proc.pid, signal.SIGTERM)
+        os.kill(fetcher._proc.pid, signal.SIGINT)
+        assert fetcher.fetch("reg") == 1
+        assert fetcher.alive
+    finally:
+        fetcher.close()

@@ -66,8 +66,11 @@ def test_problems_lead_the_answer() -> None:
         sends_last_hour={"sent": 3, "uncertain": 2},
     )
     problems, ok = format_health(snapshot, NOW, stuck_after=600).split("\n")
-    assert problems.startswith("PROBLEMS: carrier unreachable: carrier unavailable: connection")
-    assert "no valid token: the carrier refused the client credentials" in problems
+    assert problems.startswith(
+        "PROBLEMS: no valid token: the carrier refused the client credentials; "
+        "carrier unreachable: carrier unavailable: connection refused; "
+        "store postgresql unusable: connection refused at 5432; registration reg-b"
+    )
     assert (
         "registration reg-b: no successful poll for 14 min (5 failures, retrying every 4 min; "
         "last error: HTTP 503 xxx"
@@ -100,6 +103,27 @@ def test_never_polled_successfully_is_a_problem_once_it_failed() -> None:
         "PROBLEMS: registration reg-a: no successful poll since watching began 5 min ago "
         "(2 failures; last error: HTTP 401)"
     )
+
+
+def test_what_blocks_sending_comes_first() -> None:
+    """Credentials, then reachability, then the store; a slow carrier after them."""
+    snapshot = HealthSnapshot(
+        StoreHealth("sqlite", None, usable=False, error="disk I/O error"),
+        carrier=CarrierCheck(True, 3.4),
+        token=TokenState(False, error="AuthenticationError: HTTP 401 from carrier"),
+        registrations=(RegistrationHealth("reg-a", NOW - 300, consecutive_failures=2),),
+        sends_last_hour={"uncertain": 1},
+    )
+    problems = format_health(snapshot, NOW).split("\n")[0].removeprefix("PROBLEMS: ")
+    order = [
+        "no valid token: AuthenticationError: HTTP 401",
+        "store sqlite unusable: disk I/O error",
+        "carrier slow (3 s round trip)",
+        "registration reg-a: no successful poll",
+        "1 send uncertain in the last hour (see !sms log)",
+    ]
+    assert problems.startswith(order[0])
+    assert [problems.index(part) for part in order] == sorted(problems.index(p) for p in order)
 
 
 def test_slow_carrier_is_a_problem() -> None:

@@ -256,3 +256,72 @@ def _unready(base: str) -> tuple[int, str] | None:
 def _first_line(answer: str) -> str:
     first = answer.split("\n")[0]
     return first if first.startswith("PROBLEMS") else ""
+
+
+# ------------------------------------------------------------------ reachability is any answer
+
+
+TOKEN = "/oauth/v4/token"
+
+
+@pytest.mark.parametrize("status", [501, 405, 404, 500])
+def test_any_http_answer_to_the_probe_is_reachable(
+    sandbox, client_id: str, client_secret: str, status: int
+) -> None:
+    sandbox.add_fault(TOKEN, method="HEAD", status=status)
+    with AttSmsClient(sandbox.base_url, client_id, client_secret) as client:
+        assert 0 < client.check_reachable() < 5
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_gateway_without_carrier_is_unreachable(
+    sandbox, client_id: str, client_secret: str, status: int
+) -> None:
+    sandbox.add_fault(TOKEN, method="HEAD", status=status)
+    with AttSmsClient(sandbox.base_url, client_id, client_secret, get_retries=0) as client:
+        with pytest.raises(CarrierUnavailable, match=f"HTTP {status}"):
+            client.check_reachable()
+
+
+def test_health_of_a_carrier_without_head_then_with_revoked_credentials(
+    bot: Bot, sandbox, client_id: str, client_secret: str
+) -> None:
+    sandbox.add_registration("reg-ops")
+    sandbox.add_fault(TOKEN, method="HEAD", status=501, count=10_000)  # HEAD not implemented
+    assert bot.configure(sandbox_config(sandbox, client_id)) == "Plugin configuration done."
+    assert bot.ask("!sms send +12125551234 db-1 is down").startswith("Sent to")
+
+    answer = bot.ask("!sms health")
+    assert answer.startswith("OK: carrier reachable ("), answer
+    assert "HTTP 501" not in answer and "PROBLEMS" not in answer
+
+    sandbox.revoke_credentials()  # the carrier no longer takes the bot's id and secret
+    assert "Not sent" in bot.ask("!sms send +12125551234 db-2 is down")
+    problems = bot.ask("!sms health").split("\n")[0]
+    assert problems.startswith("PROBLEMS: no valid token: "), problems
+    assert "401" in problems and "unreachable" not in problems
+    assert client_secret not in problems
+
+
+def test_a_scrape_reads_the_store_once_a_second_at_most(bot: Bot, sandbox, client_id: str) -> None:
+    """/metrics, /readyz and the gauges share one store transaction per second."""
+    port = free_port()
+    config = sandbox_config(sandbox, client_id, INBOX_ROUTES={}, METRICS_PORT=port, FOLLOW_UP=False)
+    assert bot.configure(config) == "Plugin configuration done."
+    base = f"http://127.0.0.1:{port}"
+    assert http_get(base + "/readyz") == (200, "ready\n")
+    time.sleep(1.1)  # what was read for that answer is now too old
+    transactions: list[str] = []
+    database = bot.plugin._sms_store.database._db  # the SQLite connection itself
+    database.set_trace_callback(lambda sql: sql.startswith("BEGIN") and transactions.append(sql))
+    try:
+        started = time.monotonic()
+        for _ in range(3):
+            assert ("att_sms_ready", ()) in scrape(base)
+            assert http_get(base + "/readyz") == (200, "ready\n")
+            assert http_get(base + "/healthz") == (200, "ok\n")
+        elapsed = time.monotonic() - started
+    finally:
+        database.set_trace_callback(None)
+    assert elapsed < 1.0, "too slow a machine to tell; the bound below assumes under 1 s"
+    assert len(transactions) == 1, transactions

@@ -95,6 +95,8 @@ SEND_REFUSED_STATUSES = frozenset({429})
 MAX_TEXT = 300
 #: Longest wait (seconds) for the carrier's answer to a reachability check.
 REACHABILITY_READ_TIMEOUT = 5.0
+#: Answers to the reachability probe that mean "no carrier behind this gateway".
+UNREACHABLE_STATUSES = frozenset({502, 503, 504})
 
 #: Called after each HTTP exchange with ``(operation, seconds, outcome)``:
 #: operation ``"token"``, ``"send"``, ``"status"`` or ``"inbox"``; outcome ``"ok"``
@@ -207,11 +209,14 @@ class AttSmsClient:
     # -- health -------------------------------------------------------------
 
     def check_reachable(self) -> float:
-        """Round trip (seconds) of a ``HEAD`` on the token endpoint; any answer below 500 counts.
+        """Round trip (seconds) of a ``HEAD`` on the token endpoint; any HTTP answer counts.
 
         Nothing is sent that could change anything at the carrier, no token is used,
         and the exchange is not reported to the observer (it is no carrier operation).
-        Raises :class:`CarrierUnavailable` when no answer came, or a 5xx one.
+        A gateway that does not implement ``HEAD`` answers 501 (or 405, 404): the carrier
+        answered, so it is reachable. Raises :class:`CarrierUnavailable` when no answer
+        came (connection error, timeout) or a gateway said the carrier is not there
+        (502, 503, 504).
         """
         timeout = (self.timeout[0], min(self.timeout[1], REACHABILITY_READ_TIMEOUT))
         started = time.monotonic()
@@ -223,7 +228,7 @@ class AttSmsClient:
             raise self._network_error(exc, sending=False) from None
         elapsed = time.monotonic() - started
         response.close()
-        if response.status_code >= 500:
+        if response.status_code in UNREACHABLE_STATUSES:
             raise CarrierUnavailable(
                 f"HTTP {response.status_code} from carrier", status=response.status_code
             )

@@ -61,6 +61,12 @@ from att_sms.settings import (  # noqa: E402
     has_env_configuration,
     parse_settings,
 )
+from att_sms.sigterm import (  # noqa: E402
+    NOT_MAIN_THREAD,
+    forget_before_shutdown,
+    install_sigterm_shutdown,
+    run_before_shutdown,
+)
 from att_sms.store import Store, StoreError, open_store  # noqa: E402
 from att_sms.store.legacy import import_legacy, legacy_ledger_path  # noqa: E402
 
@@ -111,6 +117,8 @@ class AttSms(
         self._inflight_done = threading.Condition()
         self.metrics = Metrics()
         self._init_inbound()
+        # errbot builds plugins in its main thread, where a signal handler can be installed.
+        self._sigterm = install_sigterm_shutdown(getattr(self.bot_config, "BACKEND", ""))
 
     # ----------------------------------------------------------------- configuration
 
@@ -129,6 +137,10 @@ class AttSms(
 
     def activate(self) -> None:
         super().activate()
+        self._sigterm = install_sigterm_shutdown(getattr(self.bot_config, "BACKEND", ""))
+        if self._sigterm == NOT_MAIN_THREAD:
+            log.warning("AttSms cannot make SIGTERM a clean stop from this thread")
+        run_before_shutdown(self.name, self._stop_before_shutdown)
         self._generation += 1
         generation = self._generation
         self._load_settings()
@@ -162,6 +174,7 @@ class AttSms(
         return store
 
     def deactivate(self) -> None:
+        forget_before_shutdown(self.name)
         self._generation += 1
         # stop_poller raises ValueError after super().deactivate() has cleared the pollers.
         for method, args, kwargs in list(self.current_pollers):
@@ -182,6 +195,10 @@ class AttSms(
                 resource.close()
         self._client = None
         self._sms_store = None
+
+    def _stop_before_shutdown(self) -> None:
+        """On SIGTERM, before errbot disconnects from the chat: deactivate through errbot."""
+        self._bot.plugin_manager.deactivate_plugin(self.name)
 
     def _load_settings(self) -> None:
         self._settings = None

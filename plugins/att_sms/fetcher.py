@@ -2,8 +2,9 @@
 
 The carrier's inbox read is destructive: once it has answered, only our copy remains. If
 the fetch and the store write ran inside the bot, a kill landing between the carrier's
-answer and the commit would lose those messages, and every ordinary service stop is a
-kill for errbot 6.2.1 (it has no SIGTERM handler). So the bot asks a small child process
+answer and the commit would lose those messages, and a kill is always possible (a
+SIGKILL, an OOM kill, a stop that outlasts its timeout; errbot 6.2.1 itself has no SIGTERM
+handler, the plugin adds one: see ``att_sms.sigterm``). So the bot asks a small child process
 to "fetch, then commit to the store", and reads the store afterwards. The child runs in
 its own session and ignores SIGTERM and SIGINT: a service stop (SIGTERM to every process
 of the service) or a Ctrl-C ends the bot, while the child finishes the read it is in,
@@ -50,7 +51,17 @@ SECRET_VARIABLES = (
     "ATT_CLIENT_SECRET", "ATT_DATABASE_PASSWORD", "PGPASSWORD", "ATT_WEBHOOK_TOKEN",
 )  # fmt: skip
 #: How the child is started.
-CHILD_COMMAND = [sys.executable, "-m", "att_sms.fetcher"]
+#: ``python -m att_sms.fetcher``, but with the stop signals ignored before anything is
+#: imported: a stop landing while the child starts (its imports take a good part of a
+#: second) would otherwise end it, and the bot, which now shuts down cleanly on SIGTERM,
+#: would fetch in-process in the meantime.
+_CHILD_LAUNCH = (
+    "import runpy, signal, sys\n"
+    "for name in ('SIGTERM', 'SIGINT', 'SIGHUP'):\n"
+    "    signal.signal(getattr(signal, name), signal.SIG_IGN)\n"
+    "runpy.run_module(sys.argv[1], run_name='__main__', alter_sys=True)\n"
+)
+CHILD_COMMAND = [sys.executable, "-c", _CHILD_LAUNCH, "att_sms.fetcher"]
 
 _ERRORS: dict[str, type[AttSmsError]] = {
     cls.__name__: cls

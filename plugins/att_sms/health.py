@@ -148,11 +148,13 @@ def _name(reg: RegistrationHealth) -> str:
     return f"registration {reg.registration}" + (f" ({reg.room})" if reg.room else "")
 
 
-def _carrier(check: CarrierCheck | None, problems: list[str], fine: list[str]) -> None:
+def _carrier(
+    check: CarrierCheck | None, blocking: list[str], problems: list[str], fine: list[str]
+) -> None:
     if check is None:
         fine.append("carrier not checked")
     elif not check.reachable:
-        problems.append(f"carrier unreachable: {short_error(check.error)}")
+        blocking.append(f"carrier unreachable: {short_error(check.error)}")
     elif check.round_trip is not None and check.round_trip > SLOW_CARRIER:
         problems.append(f"carrier slow ({format_duration(check.round_trip)} round trip)")
     elif check.round_trip is not None:
@@ -228,10 +230,16 @@ def _store(store: StoreHealth, problems: list[str], fine: list[str]) -> None:
 
 def format_health(snapshot: HealthSnapshot, now: float, stuck_after: float | None = None) -> str:
     """The ``!sms health`` answer: a ``PROBLEMS:`` line when anything is wrong, then ``OK:``."""
+    # Problems are listed by what blocks sending first: credentials, then whether the
+    # carrier answers, then the store every send is recorded in; the rest after.
+    credentials: list[str] = []
+    blocking: list[str] = []
     problems: list[str] = []
     fine: list[str] = []
-    _carrier(snapshot.carrier, problems, fine)
-    _token(snapshot.token, problems, fine)
+    _carrier(snapshot.carrier, blocking, problems, fine)
+    _token(snapshot.token, credentials, fine)
+    store_fine: list[str] = []
+    _store(snapshot.store, blocking, store_fine)
     for reg in snapshot.registrations:
         _registration(reg, now, stuck_after, problems, fine)
     if not snapshot.registrations:
@@ -241,7 +249,8 @@ def format_health(snapshot: HealthSnapshot, now: float, stuck_after: float | Non
     if snapshot.escalations_open is not None:
         fine.append(_plural(snapshot.escalations_open, "escalation") + " open")
     _sends(snapshot.sends_last_hour, problems, fine)
-    _store(snapshot.store, problems, fine)
+    fine.extend(store_fine)  # the store reads last among the good news
+    problems = credentials + blocking + problems
     lines = [f"PROBLEMS: {'; '.join(problems)}"] if problems else []
     lines.append(f"OK: {', '.join(fine)}")
     return "\n".join(lines)

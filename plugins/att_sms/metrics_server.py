@@ -8,13 +8,21 @@ with the rest of the deployment, bound to loopback by default, and serves nothin
 
 The server runs in daemon threads; a failing callback or a malformed request is answered
 (500 / 503 / 4xx) and logged, never raised into the plugin.
+
+It cannot starve the bot that hosts it: at most :data:`MAX_CONNECTIONS` connections are
+served at once (one more is closed as soon as it is accepted), and each must be done within
+:data:`REQUEST_DEADLINE` seconds from its accept, however slowly it trickles bytes in;
+then its socket is shut down. So the file descriptors and threads it holds stay bounded
+whatever clients do, and the carrier client and the store always get theirs.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,8 +34,12 @@ log = logging.getLogger(__name__)
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 9476
-#: Seconds a client may take to send its request before the connection is dropped.
+#: Seconds one read may wait for the client.
 REQUEST_TIMEOUT = 10.0
+#: Seconds a connection may last from accept to the end of the answer, all reads included.
+REQUEST_DEADLINE = 10.0
+#: Connections served at once; more are closed at once (a scraper or a probe needs one).
+MAX_CONNECTIONS = 16
 #: How often the serving loop looks for a stop request (bounds ``stop()``'s wait).
 STOP_POLL = 0.2
 
@@ -49,11 +61,103 @@ class _Server(ThreadingHTTPServer):
     def __init__(self, address: tuple[str, int], render: Render, ready: Ready) -> None:
         self.render = render
         self.ready = ready
+        self.max_connections = MAX_CONNECTIONS
+        self.deadline = REQUEST_DEADLINE
+        self.refused = 0  # connections closed because the cap was reached
+        self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._deadlines = _Deadlines()
         super().__init__(address, _Handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve in a thread of its own, within the cap and the deadline; else close at once."""
+        if not self._slots.acquire(blocking=False):
+            self.refused += 1
+            log.debug("metrics server: %s refused, %d connections open", client_address[0],
+                      self.max_connections)  # fmt: skip
+            _refuse(request)
+            self.shutdown_request(request)
+            return
+        self._deadlines.add(request, time.monotonic() + self.deadline)
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._deadlines.discard(request)
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._deadlines.discard(request)
+            self._slots.release()
+
+    def service_actions(self) -> None:
+        # Runs in the serving loop between accepts (at least every STOP_POLL seconds).
+        self._deadlines.cut_expired(time.monotonic())
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._deadlines.cut_all()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer is no event worth a traceback on stderr.
         log.debug("metrics server: request from %s failed", client_address, exc_info=True)
+
+
+class _Deadlines:
+    """The open connections and when each must be done; expired ones are shut down."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._due: dict[socket.socket, float] = {}
+
+    def add(self, sock: socket.socket, due: float) -> None:
+        with self._lock:
+            self._due[sock] = due
+
+    def discard(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._due.pop(sock, None)
+
+    def cut_expired(self, now: float) -> None:
+        with self._lock:
+            expired = [sock for sock, due in self._due.items() if due <= now]
+            for sock in expired:
+                del self._due[sock]
+        for sock in expired:
+            log.debug("metrics server: a connection outlived its deadline; cut")
+            _cut(sock)
+
+    def cut_all(self) -> None:
+        with self._lock:
+            socks, self._due = list(self._due), {}
+        for sock in socks:
+            _cut(sock)
+
+
+def _cut(sock: socket.socket) -> None:
+    """End the connection: a read or write blocked on it returns at once (the handler's
+    thread then closes the socket itself, so its descriptor is never reused under it)."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already gone
+
+
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+    b"Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nbusy\n"
+)
+
+
+def _refuse(sock: socket.socket) -> None:
+    """Say 503 if the socket takes it without waiting; never block the serving loop."""
+    try:
+        sock.setblocking(False)
+        sock.send(_BUSY)
+    except OSError:
+        pass
 
 
 class _Server6(_Server):
@@ -137,7 +241,22 @@ class _Handler(BaseHTTPRequestHandler):
             self.wfile.write(body)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
-        log.debug("metrics server: %s - %s", self.address_string(), format % args)
+        # The request line is the client's: no control character reaches the log as is.
+        line = escape_controls(format % args)
+        log.debug("metrics server: %s - %s", self.address_string(), line)
+
+
+_CONTROLS = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with control, line-separator and bidi characters as ``\\xNN`` / ``\\uNNNN``."""
+    return _CONTROLS.sub(_escaped, text)
+
+
+def _escaped(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 class MetricsServer:

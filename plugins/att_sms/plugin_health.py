@@ -34,13 +34,16 @@ from .metrics_server import MetricsServer, MetricsServerError
 from .plugin_inbound import MAX_BACKOFF
 from .plugin_sending import NotActive
 from .poll_alerts import PollAlert, PollAlerts
+from .read_cache import SharedRead
 from .settings import Settings
 from .store import Store
+from .store.gauges import StoreGauges, read_gauges
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
 HEALTH_TICK = 1.0  # how often leadership and the poll alerts are checked (no I/O unless due)
 ALERT_RETRY = 30.0  # an alert the chat did not take is tried again after this long
+SCRAPE_CACHE = 1.0  # seconds the store's counts are shared by /metrics, /readyz and gauges
 AUDIT_SCAN = 1000  # newest audit entries read to count the last hour's sends
 ERROR_LENGTH = 120
 #: Audit outcomes as ``!sms health`` and the metrics name them, in the order shown.
@@ -60,6 +63,8 @@ class HealthCommands:
     _polling_since: float | None = None
     _poll_alerts: PollAlerts | None = None
     _unposted_alerts: dict[str, tuple[PollAlert, float]]  # set by _start_health
+    #: The store's counts for /metrics and /readyz: one read per SCRAPE_CACHE seconds.
+    _scrape_read: SharedRead[StoreGauges] | None = None
 
     def _start_health(self, generation: int) -> None:
         """Feed the gauges, start the metrics endpoint and the poll-alert checks."""
@@ -70,6 +75,7 @@ class HealthCommands:
         )
         self._poll_alerts = PollAlerts(settings.alert_after) if settings.alert_after > 0 else None
         self._unposted_alerts = {}
+        self._scrape_read = SharedRead(self._read_gauges, SCRAPE_CACHE)
         self.metrics.inbound_waiting_from(self._waiting_count)
         self.metrics.follow_ups_open_from(self._follow_ups_count)
         self.metrics.escalations_open_from(self._escalations_count)
@@ -190,24 +196,53 @@ class HealthCommands:
         stuck_after = self._stuck_after
         polling = stuck_after is not None and self._polling_since is not None
         snapshot = HealthSnapshot(
-            store=self._store_health(with_size=False),
+            store=self._scraped_store_health(),
             registrations=self._registrations() if polling else (),
         )
         return readiness(snapshot, time.time(), math.inf if stuck_after is None else stuck_after)
 
     # ----------------------------------------------------------------- gauges
 
-    def _waiting_count(self) -> float:
+    def _read_gauges(self) -> StoreGauges:
         store = self._sms_store
-        return math.nan if store is None else float(store.counts()["pending"])
+        if store is None:
+            raise NotActive()
+        return read_gauges(store)
+
+    def _scraped(self) -> StoreGauges:
+        """The store's counts, read at most once per SCRAPE_CACHE seconds (raises its error)."""
+        shared = self._scrape_read
+        if shared is None:
+            raise NotActive()
+        return shared.get()
+
+    def _scraped_store_health(self) -> StoreHealth:
+        store = self._sms_store
+        if store is None:
+            return StoreHealth("none", usable=False, error="the plugin is not active")
+        try:
+            self._scraped()
+        except NotActive:
+            return StoreHealth("none", usable=False, error="the plugin is not active")
+        except Exception as exc:
+            return _unusable(store, exc)
+        return StoreHealth(store.database.dialect)
+
+    def _gauge(self, name: str) -> float:
+        """One of the store's counts; NaN when inactive (a store error: the metrics log it)."""
+        try:
+            return float(getattr(self._scraped(), name))
+        except NotActive:
+            return math.nan
+
+    def _waiting_count(self) -> float:
+        return self._gauge("waiting")
 
     def _follow_ups_count(self) -> float:
-        store = self._sms_store
-        return math.nan if store is None else float(store.follow_up_count())
+        return self._gauge("follow_ups")
 
     def _escalations_count(self) -> float:
-        store = self._sms_store
-        return math.nan if store is None else float(_open_escalations(store) or 0)
+        return self._gauge("escalations")
 
     # ----------------------------------------------------------------- the tick
 

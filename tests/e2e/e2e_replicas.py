@@ -11,6 +11,8 @@ from __future__ import annotations
 import bisect
 import itertools
 import re
+import signal
+import subprocess
 import threading
 import time
 from collections import Counter
@@ -95,6 +97,22 @@ class Replica:
         """SIGKILL errbot (its fetch child, in its own session, finishes its read)."""
         self.proc.kill9()
         human.wait_member(CHANNEL, self.nick, False, 30)
+
+    def terminate(self, human: IrcClient, bound: float = 60.0) -> int:
+        """A planned stop, as ``systemctl stop`` does it: SIGTERM, then wait for the exit.
+
+        Returns errbot's exit status; AssertionError when it is still running after ``bound``.
+        """
+        proc = self.proc.proc
+        assert proc is not None
+        proc.send_signal(signal.SIGTERM)  # the fetch child, in its own session, ignores it
+        try:
+            status = proc.wait(timeout=bound)
+        except subprocess.TimeoutExpired:
+            message = f"{self.nick} did not stop within {bound:.0f} s of SIGTERM"
+            raise AssertionError(message) from None
+        human.wait_member(CHANNEL, self.nick, False, 30)
+        return status
 
     def stop(self) -> None:
         self.proc.stop()
@@ -202,6 +220,22 @@ class LeaseWatch:
             except psycopg.errors.UndefinedTable:  # no replica has created the store yet
                 return None
         return None if row is None else int(row[0].split(":")[-2])
+
+    def expires_at(self) -> float | None:
+        """When the current lease runs out unless renewed (the database's clock), if any."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT expires_at FROM att_leases WHERE name = %s", (LEASE_NAME,)
+            ).fetchone()
+        return None if row is None else float(row[0])
+
+    def acquired_at(self) -> float | None:
+        """When the current holder took the lease (the database's clock), if anyone did."""
+        with self._connect() as conn:
+            row = conn.execute(
+                "SELECT acquired_at FROM att_leases WHERE name = %s", (LEASE_NAME,)
+            ).fetchone()
+        return None if row is None else float(row[0])
 
     def wait_holder(self, pid: int, timeout: float) -> float:
         """Wait until replica ``pid`` holds the lease; the seconds waited."""

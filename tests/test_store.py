@@ -287,6 +287,57 @@ def test_sends_outside_the_windows_do_not_count(store: Store) -> None:
     store.reserve_quota("alice", 1, rate_limit=1, daily_limit=1)
 
 
+def test_rate_limit_below_and_at_the_limit_decided_as_policy_decides(store: Store) -> None:
+    """The store probes for the rate_limit-th newest send of the hour instead of reading
+    them all: below the limit it admits, at the limit it refuses with policy's count and
+    reset time (the rate_limit-th newest send + the window), old sends never counting."""
+    now = store.now()
+    inside = [now - 3000 + i for i in range(40)]  # 40 sends this hour
+    with store.transaction() as tx:
+        for at in [now - 3700, now - 5000, *inside]:
+            tx.execute("INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)", ("alice", at, 1))
+        tx.execute("INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)", ("bob", now, 1))
+    store.reserve_quota("alice", 1, rate_limit=42, daily_limit=0)  # 40 (+ this one) < 42
+    recent = sorted([*inside, store.now()])
+    for limit in (41, 30, 1):
+        with pytest.raises(policy.QuotaError) as refused:
+            store.reserve_quota("alice", 1, rate_limit=limit, daily_limit=0)
+        with pytest.raises(policy.QuotaError) as expected:
+            policy.check_quota(
+                {"users": {"alice": recent}, "days": {}}, "alice", 1, store.now(), limit, 0
+            )
+        assert refused.value.limit == "rate"
+        assert refused.value.resets_at == pytest.approx(recent[len(recent) - limit] + 3600)
+        assert refused.value.resets_at == pytest.approx(expected.value.resets_at)
+        assert f"alice sent {limit} messages" in str(refused.value) or limit == 1
+    store.reserve_quota("bob", 1, rate_limit=2, daily_limit=0)  # bob's one send is his own
+
+
+def test_old_send_rows_are_pruned_every_hundredth_reservation(store: Store) -> None:
+    from att_sms.store.paging import PRUNE_EVERY, SENDS_KEPT
+
+    now = store.now()
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)",
+            ("old", now - SENDS_KEPT - 60, 1),
+        )
+    for _ in range(PRUNE_EVERY + 1):
+        store.reserve_quota("alice", 1, rate_limit=0, daily_limit=0)
+    with store.transaction() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM att_sends WHERE who = 'old'") == 0
+        assert tx.scalar("SELECT COUNT(*) FROM att_sends WHERE who = 'alice'") == PRUNE_EVERY + 1
+
+
+def test_settling_what_was_reserved_changes_no_count(store: Store) -> None:
+    held = store.reserve_quota("alice", 3, rate_limit=0, daily_limit=5)
+    store.settle_quota(held, 3)
+    with pytest.raises(policy.QuotaError):
+        store.reserve_quota("bob", 3, rate_limit=0, daily_limit=5)  # 3 + 3 > 5
+    store.settle_quota(held, 2)
+    store.reserve_quota("bob", 3, rate_limit=0, daily_limit=5)  # 2 + 3 <= 5
+
+
 def test_a_replica_s_sends_count_against_the_same_limits(engine: Engine, store: Store) -> None:
     other = engine.open()
     try:

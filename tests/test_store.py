@@ -313,6 +313,36 @@ def test_rate_limit_below_and_at_the_limit_decided_as_policy_decides(store: Stor
     store.reserve_quota("bob", 1, rate_limit=2, daily_limit=0)  # bob's one send is his own
 
 
+def test_a_read_never_sees_another_thread_s_open_transaction(store: Store) -> None:
+    """opted_out and recent_send read without BEGIN/COMMIT on SQLite (``Database.read``):
+    they still wait for a transaction another thread has open on the shared connection,
+    so a row it then rolls back is never seen."""
+    opened, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with store.transaction() as tx:
+                tx.execute("INSERT INTO att_optouts (tel, since) VALUES (?, ?)", (ALICE, 1.0))
+                store.record_audit(
+                    who="w", recipients=[ALICE], parts=1, message_ids=["m"], outcome="sent",
+                    dedup_key="k", tx=tx,
+                )  # fmt: skip
+                opened.set()
+                time.sleep(0.3)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert opened.wait(10)
+    assert store.opted_out([ALICE]) == set()
+    assert store.recent_send("k", 0.0) is None
+    if store.database.dialect == "sqlite":  # one shared connection: the read waited for it
+        assert done.is_set()
+    thread.join()
+
+
 def test_old_send_rows_are_pruned_every_hundredth_reservation(store: Store) -> None:
     from att_sms.store.paging import PRUNE_EVERY, SENDS_KEPT
 
@@ -336,6 +366,16 @@ def test_settling_what_was_reserved_changes_no_count(store: Store) -> None:
         store.reserve_quota("bob", 3, rate_limit=0, daily_limit=5)  # 3 + 3 > 5
     store.settle_quota(held, 2)
     store.reserve_quota("bob", 3, rate_limit=0, daily_limit=5)  # 2 + 3 <= 5
+    nothing = store.reserve_quota("carol", 0, rate_limit=1, daily_limit=0)
+    store.settle_quota(nothing, 0)  # a send that billed nothing counts for no limit
+    store.reserve_quota("carol", 1, rate_limit=1, daily_limit=0)
+    other = Store(store.database)  # another store object (a restart) settles by reading the row
+    held = store.reserve_quota("dave", 2, rate_limit=0, daily_limit=0)
+    other.settle_quota(held, 0)
+    store.settle_quota(held, 0)  # already gone: nothing happens (the day is not counted down twice)
+    store.reserve_quota("dave", 1, rate_limit=1, daily_limit=0)
+    with store.transaction() as tx:
+        assert tx.scalar("SELECT SUM(units) FROM att_quota_days") == 2 + 3 + 0 + 1 + 1
 
 
 def test_a_replica_s_sends_count_against_the_same_limits(engine: Engine, store: Store) -> None:

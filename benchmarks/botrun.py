@@ -87,14 +87,17 @@ def errbot_logs_to(path: Path) -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def running_bot(sandbox: Sandbox, data_dir: Path, **plugin_config: Any) -> Iterator[Any]:
-    """errbot's test backend (``tests/botkit.Bot``) on the default storage, with AttSms
-    configured for ``sandbox`` by ``!plugin config`` (poller off, no daily cap, everything
-    else default).
+def running_bot(
+    sandbox: Sandbox, data_dir: Path, storage: dict[str, Any] | None = None, **plugin_config: Any
+) -> Iterator[Any]:
+    """errbot's test backend (``tests/botkit.Bot``) on the default storage (or on
+    ``storage``, e.g. ``{"STORAGE": "Shelf"}``), with AttSms configured for ``sandbox`` by
+    ``!plugin config`` (poller off, no daily cap unless ``plugin_config`` sets one,
+    everything else default).
     Call inside ``bot_environment()`` and ``errbot_logs_to()``."""
     from botkit import Bot
 
-    bot = Bot(data_dir=data_dir, **default_storage(data_dir))
+    bot = Bot(data_dir=data_dir, **(storage or default_storage(data_dir)))
     try:
         config = {
             "API_BASE_URL": sandbox.base_url,

@@ -50,6 +50,8 @@ class Sizes:
     history_commands: int  # !sms send timed on each of the fresh and the used bot
     history_block: int  # commands per alternating block of that comparison
     quiet: float  # seconds without a bot message that count as "settled"
+    cost_commands: int = 600  # rounds of (!echo, !sms send, raw send) in each cost run
+    cost_runs: int = 3  # cost runs, each on a fresh bot (the median is the figure)
 
 
 FULL = Sizes(
@@ -83,6 +85,8 @@ QUICK = Sizes(
     history_commands=8,
     history_block=2,
     quiet=0.3,
+    cost_commands=8,
+    cost_runs=3,
 )
 
 

@@ -41,10 +41,17 @@ from benchmarks.client_bench import (  # noqa: E402
     bench_fanout_client,
     client_figures,
 )
+from benchmarks.cost_bench import (  # noqa: E402
+    BUSY_LIMITS,
+    bench_cost,
+    bench_cost_history,
+    cost_figures,
+)
 from benchmarks.flood_bench import flood, flood_figures  # noqa: E402
 from benchmarks.harness import FULL, QUICK, Figure, Report, Sizes, machine_info, start_sandbox  # noqa: E402
 from benchmarks.history_bench import bench_history, history_figures  # noqa: E402
 from benchmarks.send_bench import bench_fanout_plugin, bench_own_cost, send_figures  # noqa: E402
+from carrier_sandbox import Sandbox  # noqa: E402
 
 __all__ = ["FULL", "QUICK", "Report", "Sizes", "asdict", "figures", "main", "render", "run_all"]
 
@@ -84,10 +91,44 @@ def run_all(sizes: Sizes, progress: Callable[[str], None] | None = None) -> Repo
                     )  # fmt: skip
                 say(f"history: {sizes.history} recorded sends, fresh and used bot side by side")
                 results["history"] = bench_history(sandbox, workdir / "history", sizes)
+                run_cost(sandbox, workdir / "cost", sizes, results, say)
         finally:
             sandbox.stop()
     report.seconds = time.perf_counter() - started
     report.figures = figures(results)
+    return report
+
+
+def run_cost(
+    sandbox: Sandbox, workdir: Path, sizes: Sizes, results: dict, say: Callable[[str], None]
+) -> None:
+    """The cost of a send (issue 19): own cost in runs, and fresh vs used on two storages."""
+    limits = ", ".join(f"{k} {v}" for k, v in BUSY_LIMITS.items())
+    say(f"cost: {sizes.cost_runs} runs of {sizes.cost_commands} rounds, fresh bots ({limits})")
+    results["cost"] = bench_cost(sandbox, workdir, sizes)
+    say(f"cost: fresh vs {sizes.history} sends, config_template's storage and Shelf")
+    results["cost_history"] = bench_cost_history(sandbox, workdir, sizes)
+
+
+def run_cost_only(sizes: Sizes, progress: Callable[[str], None] | None = None) -> Report:
+    """Only the cost of a send (``--cost``): a few minutes instead of the whole run."""
+    say = progress or (lambda _text: None)
+    started = time.perf_counter()
+    report = Report(machine=machine_info(), sizes=asdict(sizes))
+    with tempfile.TemporaryDirectory(prefix="att-sms-bench-") as tmp:
+        workdir = Path(tmp)
+        report.machine["storage_config"] = {
+            k: str(v) for k, v in default_storage(workdir / "template").items()
+        }
+        sandbox = start_sandbox()
+        try:
+            with bot_environment(), errbot_logs_to(workdir / "errbot.log"):
+                run_cost(sandbox, workdir / "cost", sizes, report.results, say)
+        finally:
+            sandbox.stop()
+    report.machine["errbot_storage"] = report.results["cost"]["storage"]
+    report.seconds = time.perf_counter() - started
+    report.figures = figures(report.results)
     return report
 
 
@@ -98,6 +139,7 @@ def figures(results: dict[str, dict]) -> list[Figure]:
         *send_figures(results),
         *history_figures(results),
         *flood_figures(results),
+        *cost_figures(results),
     ]
 
 
@@ -144,9 +186,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke sizes (seconds, not minutes)")
     parser.add_argument("--json", metavar="FILE", help="also write every figure to FILE")
+    parser.add_argument("--cost", action="store_true", help="only the cost of a send (issue 19)")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    report = run_all(sizes, progress=lambda text: print(f"... {text}", file=sys.stderr, flush=True))
+    run = run_cost_only if args.cost else run_all
+    report = run(sizes, progress=lambda text: print(f"... {text}", file=sys.stderr, flush=True))
     print(render(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report.as_json(), indent=2) + "\n")

@@ -36,6 +36,8 @@ def test_every_benchmark_reported(report: Any) -> None:
         "history",
         "flood",
         "flood_bounded",
+        "cost",
+        "cost_history",
     }
     for figure in report.figures:
         assert figure.name and figure.value
@@ -107,6 +109,34 @@ def test_history_compares_a_used_bot_with_a_fresh_one(report: Any) -> None:
     assert r["audit_entries"] >= SIZES.history  # the recorded sends are in the used bot's log
     assert r["fresh_p50_ms"] > 0 and r["used_p50_ms"] > 0 and r["ratio"] > 0
     assert r["used_store_bytes"] > r["fresh_store_bytes"] > 0
+
+
+def test_cost_of_a_send_runs_and_storages(report: Any) -> None:
+    """Issue 19: the own cost in cost_runs runs (median printed), and fresh vs used bots on
+    config_template.py's storage and on errbot's Shelf, all with the busy team's limits."""
+    from benchmarks.cost_bench import BUSY_LIMITS
+
+    cost = report.results["cost"]
+    assert len(cost["runs"]) == SIZES.cost_runs == len(cost["ratios"])
+    for run in cost["runs"]:
+        assert run["commands"] == SIZES.cost_commands and run["failed"] == 0, run["first_failure"]
+        assert run["outbox_requests"] == 2 * SIZES.cost_commands and run["token_requests"] == 0
+        assert run["follow_up_posts"] == SIZES.cost_commands
+    assert cost["median_ratio"] == sorted(cost["ratios"])[len(cost["ratios"]) // 2]
+    assert cost["limits"] == BUSY_LIMITS and cost["storage"] == report.machine["errbot_storage"]
+    history = report.results["cost_history"]
+    assert history["template"]["storage"] == report.machine["errbot_storage"]
+    assert history["shelf"]["storage"] == "ShelfStoragePlugin"
+    for his in history.values():
+        assert his["failed"] == 0, his["first_failure"]
+        assert his["recorded"] == SIZES.history and his["limits"] == BUSY_LIMITS
+        # The sender keeps room for its warm-up and probes under RATE_LIMIT; the rest is the team's.
+        room = BUSY_LIMITS["RATE_LIMIT"] - max(2, SIZES.warmup) - SIZES.history_commands - 1
+        assert his["recorded_by_user"] == min(SIZES.history, room)
+        assert his["ratio"] > 0
+    names = [f.name for f in report.figures]
+    assert any(n.startswith("cost: plugin's own cost") for n in names)
+    assert sum(n.startswith("cost: !sms send p50 after") for n in names) == 2
 
 
 @pytest.mark.parametrize(

@@ -371,6 +371,18 @@ def test_resolve_dedups_keeping_first(state: dict) -> None:
     ]
 
 
+def test_has_names_tells_when_resolve_needs_the_directory(state: dict) -> None:
+    """``!sms send`` skips loading the directory when no token could be a name: numbers
+    alone resolve the same with an empty directory."""
+    numbers_only = ["+1 212 555 1234", "212-555-0000", "tel:+13125550199", "(212) 555-5678"]
+    assert not d.has_names(numbers_only)
+    assert d.resolve({}, numbers_only, US) == d.resolve(state, numbers_only, US)
+    for tokens in (["oncall"], ["+1 212 555 1234", "Nigel"], ["bob"], ["team-2"]):
+        assert d.has_names(tokens), tokens
+    with pytest.raises(DirectoryError):
+        d.resolve({}, ["oncall"], US)  # a name needs the directory: it was loaded
+
+
 def test_recipient_is_frozen() -> None:
     r = Recipient(ALICE, "alice")
     with pytest.raises(dataclasses.FrozenInstanceError):

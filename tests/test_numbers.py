@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from att_sms import numbers
 from att_sms.numbers import (
     NumberError,
     NumberRules,
@@ -381,3 +382,27 @@ def test_fuzz_canonical_sender(raw: str) -> None:
     out = canonical_sender(raw)
     assert out == raw.strip() or E164_URI.fullmatch(out), (raw, out)
     assert canonical_sender(out) == out
+
+
+def test_remembered_numbers_follow_the_rules_that_accepted_them() -> None:
+    """normalise remembers accepted numbers per rules: another instance's rules (allowed
+    regions, default region) still decide for themselves, and a refusal is not kept."""
+    canadian = "+1 416 555 0123"
+    assert NumberRules().normalise(canadian) == "tel:+14165550123"
+    assert NumberRules().normalise(canadian) == "tel:+14165550123"  # remembered
+    with pytest.raises(NumberError, match="region CA is not allowed"):
+        NumberRules(allowed_regions={"US"}).normalise(canadian)
+    assert NumberRules("GB").normalise("020 7946 0958") == "tel:+442079460958"
+    with pytest.raises(NumberError):
+        NumberRules("US").normalise("020 7946 0958")
+    with pytest.raises(NumberError, match="too short"):
+        NumberRules().normalise("12")
+    with pytest.raises(NumberError, match="too short"):
+        NumberRules().normalise("12")  # parsed again, same reason
+
+
+def test_remembered_numbers_are_bounded() -> None:
+    rules = NumberRules()
+    for i in range(numbers.KNOWN_NUMBERS + 10):
+        assert rules.normalise(f"+1212555{i % 10000:04d} ") == f"tel:+1212555{i % 10000:04d}"
+    assert 0 < len(numbers._KNOWN) <= numbers.KNOWN_NUMBERS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+from att_sms import gsm
 from att_sms.gsm import is_gsm7, segment_count
 from att_sms.splitting import (
     MessageError,
@@ -478,3 +479,43 @@ def test_fuzz_plan_parts_are_billed_segments(text: str, smart: str, recipients: 
         event("cost shown")
         assert f"= {plan.segments * recipients} billed" in cost
         assert ("UCS-2 because of" in cost) == (plan.encoding == "UCS-2")
+
+
+_PLAN_ALPHABET = (
+    "ab Z09@£\n\r\t.,!?-\u00e9\u00c7\u20ac[]\u2019\u201c\u2014\u00a0\U0001f600\u0416\x07"
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.text(alphabet=_PLAN_ALPHABET, max_size=200)
+    | st.text(alphabet="ab 0.@\n", max_size=200),
+    limit=st.sampled_from([160, 100, 70, 20]),
+    smart=st.sampled_from(["replace", "keep"]),
+)
+@example(text="a" * 30, limit=20, smart="replace")
+@example(text="b" * 161, limit=160, smart="keep")
+@example(text=" x\r\ny ", limit=160, smart="replace")
+@example(text="\u2019" * 3, limit=160, smart="replace")
+def test_plan_message_is_what_its_parts_make(text: str, limit: int, smart: str) -> None:
+    """plan_message (with its fast path for one basic GSM-7 part) equals the plan built
+    from the general functions: normalise, smart-replace, split, encode."""
+    clean = normalise_text(text)
+    final = normalise_text(gsm.smart_replace(clean)) if smart == "replace" else clean
+    try:
+        parts = tuple(split_message(final, max_parts=4, limit=limit))
+    except MessageError as exc:
+        with pytest.raises(MessageError) as refused:
+            plan_message(text, max_parts=4, smart=smart, limit=limit)
+        assert str(refused.value) == str(exc)
+        return
+    forcers = tuple(gsm.ucs2_forcers(final))
+    assert plan_message(text, max_parts=4, smart=smart, limit=limit) == MessagePlan(
+        text=final,
+        parts=parts,
+        encoding=gsm.UCS2 if forcers else gsm.GSM7,
+        part_encodings=tuple(gsm.encoding_of(p) for p in parts),
+        segments=len(parts),
+        forcers=forcers,
+        replaced=final != clean,
+    )

@@ -287,6 +287,97 @@ def test_sends_outside_the_windows_do_not_count(store: Store) -> None:
     store.reserve_quota("alice", 1, rate_limit=1, daily_limit=1)
 
 
+def test_rate_limit_below_and_at_the_limit_decided_as_policy_decides(store: Store) -> None:
+    """The store probes for the rate_limit-th newest send of the hour instead of reading
+    them all: below the limit it admits, at the limit it refuses with policy's count and
+    reset time (the rate_limit-th newest send + the window), old sends never counting."""
+    now = store.now()
+    inside = [now - 3000 + i for i in range(40)]  # 40 sends this hour
+    with store.transaction() as tx:
+        for at in [now - 3700, now - 5000, *inside]:
+            tx.execute("INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)", ("alice", at, 1))
+        tx.execute("INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)", ("bob", now, 1))
+    store.reserve_quota("alice", 1, rate_limit=42, daily_limit=0)  # 40 (+ this one) < 42
+    recent = sorted([*inside, store.now()])
+    for limit in (41, 30, 1):
+        with pytest.raises(policy.QuotaError) as refused:
+            store.reserve_quota("alice", 1, rate_limit=limit, daily_limit=0)
+        with pytest.raises(policy.QuotaError) as expected:
+            policy.check_quota(
+                {"users": {"alice": recent}, "days": {}}, "alice", 1, store.now(), limit, 0
+            )
+        assert refused.value.limit == "rate"
+        assert refused.value.resets_at == pytest.approx(recent[len(recent) - limit] + 3600)
+        assert refused.value.resets_at == pytest.approx(expected.value.resets_at)
+        assert f"alice sent {limit} messages" in str(refused.value) or limit == 1
+    store.reserve_quota("bob", 1, rate_limit=2, daily_limit=0)  # bob's one send is his own
+
+
+def test_a_read_never_sees_another_thread_s_open_transaction(store: Store) -> None:
+    """opted_out and recent_send read without BEGIN/COMMIT on SQLite (``Database.read``):
+    they still wait for a transaction another thread has open on the shared connection,
+    so a row it then rolls back is never seen."""
+    opened, done = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        try:
+            with store.transaction() as tx:
+                tx.execute("INSERT INTO att_optouts (tel, since) VALUES (?, ?)", (ALICE, 1.0))
+                store.record_audit(
+                    who="w", recipients=[ALICE], parts=1, message_ids=["m"], outcome="sent",
+                    dedup_key="k", tx=tx,
+                )  # fmt: skip
+                opened.set()
+                time.sleep(0.3)
+                raise RuntimeError("rolled back")
+        except RuntimeError:
+            done.set()
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    assert opened.wait(10)
+    assert store.opted_out([ALICE]) == set()
+    assert store.recent_send("k", 0.0) is None
+    if store.database.dialect == "sqlite":  # one shared connection: the read waited for it
+        assert done.is_set()
+    thread.join()
+
+
+def test_old_send_rows_are_pruned_every_hundredth_reservation(store: Store) -> None:
+    from att_sms.store.paging import PRUNE_EVERY, SENDS_KEPT
+
+    now = store.now()
+    with store.transaction() as tx:
+        tx.execute(
+            "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?)",
+            ("old", now - SENDS_KEPT - 60, 1),
+        )
+    for _ in range(PRUNE_EVERY + 1):
+        store.reserve_quota("alice", 1, rate_limit=0, daily_limit=0)
+    with store.transaction() as tx:
+        assert tx.scalar("SELECT COUNT(*) FROM att_sends WHERE who = 'old'") == 0
+        assert tx.scalar("SELECT COUNT(*) FROM att_sends WHERE who = 'alice'") == PRUNE_EVERY + 1
+
+
+def test_settling_what_was_reserved_changes_no_count(store: Store) -> None:
+    held = store.reserve_quota("alice", 3, rate_limit=0, daily_limit=5)
+    store.settle_quota(held, 3)
+    with pytest.raises(policy.QuotaError):
+        store.reserve_quota("bob", 3, rate_limit=0, daily_limit=5)  # 3 + 3 > 5
+    store.settle_quota(held, 2)
+    store.reserve_quota("bob", 3, rate_limit=0, daily_limit=5)  # 2 + 3 <= 5
+    nothing = store.reserve_quota("carol", 0, rate_limit=1, daily_limit=0)
+    store.settle_quota(nothing, 0)  # a send that billed nothing counts for no limit
+    store.reserve_quota("carol", 1, rate_limit=1, daily_limit=0)
+    other = Store(store.database)  # another store object (a restart) settles by reading the row
+    held = store.reserve_quota("dave", 2, rate_limit=0, daily_limit=0)
+    other.settle_quota(held, 0)
+    store.settle_quota(held, 0)  # already gone: nothing happens (the day is not counted down twice)
+    store.reserve_quota("dave", 1, rate_limit=1, daily_limit=0)
+    with store.transaction() as tx:
+        assert tx.scalar("SELECT SUM(units) FROM att_quota_days") == 2 + 3 + 0 + 1 + 1
+
+
 def test_a_replica_s_sends_count_against_the_same_limits(engine: Engine, store: Store) -> None:
     other = engine.open()
     try:

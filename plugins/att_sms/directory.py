@@ -162,6 +162,12 @@ def _lookup_name(token: str) -> str | None:
     return None
 
 
+def has_names(tokens: list[str]) -> bool:
+    """True when a token could name a contact or group: only then does ``resolve`` need
+    the directory (a list of numbers resolves the same with an empty one)."""
+    return any(isinstance(t, str) and _lookup_name(t) is not None for t in tokens)
+
+
 def _canonical_tel(tel: object) -> str | None:
     """``tel:+E164`` form of a stored or carrier-given number (no parsing)."""
     if not isinstance(tel, str):

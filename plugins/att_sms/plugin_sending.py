@@ -188,11 +188,11 @@ class SendCommands:
         """Resolve, check and send; the reply and the carrier's report."""
         settings, store = ctx.settings, ctx.store
         try:
-            plan = plan_message(
-                text, max_parts=settings.max_parts, smart=settings.smart_characters
-            )
+            plan = plan_message(text, max_parts=settings.max_parts, smart=settings.smart_characters)
             if addresses is None:
-                recipients = directory.resolve(store.directory(), tokens or [], ctx.rules)
+                tokens = tokens or []
+                state = store.directory() if directory.has_names(tokens) else {}
+                recipients = directory.resolve(state, tokens, ctx.rules)
                 addresses = [r.tel for r in recipients]
         except (MessageError, directory.DirectoryError, NumberError) as exc:
             return Delivery(f"Not sent: {echo(str(exc), 400)}")

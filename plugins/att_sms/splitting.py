@@ -252,6 +252,11 @@ def plan_message(
         raise ValueError(f"smart must be one of {', '.join(SMART_MODES)}, not {smart!r}")
     _check_arguments(max_parts, limit)
     clean = normalise_text(text)
+    if 0 < len(clean) <= min(limit, gsm.GSM_SINGLE) and gsm.GSM_BASIC.issuperset(clean):
+        # The usual page: one part of the basic GSM-7 alphabet, which smart replacement
+        # leaves alone; what the general path below would make of it, without its
+        # per-character cost tables.
+        return MessagePlan(clean, (clean,), gsm.GSM7, (gsm.GSM7,), 1, (), False)
     final = normalise_text(gsm.smart_replace(clean)) if smart == "replace" else clean
     if not final:
         raise MessageError("message is empty")

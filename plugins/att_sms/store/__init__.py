@@ -79,6 +79,7 @@ class Store(
         self._db = database
         self.default_region = default_region
         self.seen_limit = seen_limit
+        self._held: dict[int, tuple[int, float]] = {}  # quota reservations not settled yet
         with database.transaction() as tx:
             tx.lock("att_sms.schema")  # replicas starting together create the tables once
             create_schema(tx, database.dialect)

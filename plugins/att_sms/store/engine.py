@@ -78,6 +78,10 @@ class Database:
     def transaction(self, *, durable: bool = False) -> Any:  # pragma: no cover - interface
         raise NotImplementedError
 
+    def read(self) -> Any:
+        """A read-only transaction (every engine: a ``transaction()``; SQLite: cheaper)."""
+        return self.transaction()
+
     def now(self) -> float:
         """The store's clock (epoch seconds): the same for every process using the store."""
         return time.time()
@@ -135,6 +139,14 @@ class SqliteDatabase(Database):
                 cursor.execute("ROLLBACK")
                 raise
             cursor.execute("COMMIT")
+
+    @contextmanager
+    def read(self) -> Iterator[Tx]:
+        """Reads without BEGIN and COMMIT: each statement is its own consistent read (SQLite's
+        autocommit), and with the lock held no other thread's transaction is joined. For
+        reads of one statement, or whose statements need no common snapshot."""
+        with self._lock:
+            yield Tx(self._db.cursor(), "?")
 
     def _set_synchronous(self, level: str) -> None:
         if level != self._synchronous:

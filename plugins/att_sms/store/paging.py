@@ -2,8 +2,8 @@
 
 The directory functions in ``att_sms.directory`` work on a plain dict; ``edit_directory``
 loads it from the tables, lets one of them change it and writes back what changed, all in
-one transaction. Quotas count rows of ``att_sms`` sends in an index range, so the cost of a
-send does not grow with history.
+one transaction. Quotas probe the ``att_sends`` rows of an index range and keep one counter
+a day, so the cost of a send does not grow with history or traffic.
 """
 
 from __future__ import annotations
@@ -23,12 +23,17 @@ T = TypeVar("T")
 AUDIT_LIMIT = 10_000
 #: Send rows older than this are pruned (the daily limit needs one UTC day).
 SENDS_KEPT = 2 * 86400.0
+#: Old send rows are pruned on every PRUNE_EVERY-th reservation (windows skip them anyway).
+PRUNE_EVERY = 100
+#: Reservations remembered until settled (more are forgotten and read back when settled).
+HELD_KEPT = 1000
 
 
 class PagingTables:
     """The paging part of the store (mixed into ``Store``)."""
 
     _db: Database
+    _held: dict[int, tuple[int, float]]  # reservation id -> (units, at), set in Store.__init__
 
     # -- directory ---------------------------------------------------------------
 
@@ -68,7 +73,7 @@ class PagingTables:
         """Which of ``tels`` opted out (texted STOP and not START since)."""
         wanted = list(dict.fromkeys(tels))
         found: set[str] = set()
-        with self._db.transaction() as tx:
+        with self._db.read() as tx:
             for tel in wanted:
                 if tx.one("SELECT 1 FROM att_optouts WHERE tel = ?", (tel,)):
                     found.add(tel)
@@ -88,20 +93,26 @@ class PagingTables:
 
         Raises ``policy.QuotaError``. Settle it with ``settle_quota`` once the carrier
         answered, with what was billed (0 removes it: a refused send counts nothing).
-        Each check reads at most ``rate_limit`` rows and one day counter.
+        One transaction of five statements whatever the traffic: the day's counter is
+        counted up and read in one upsert (a refusal rolls it back), and the rate limit
+        probes for one row (``_quota_state``), reading the hour's sends only at the limit.
         """
         with self._db.transaction() as tx:
             tx.lock("att_sends")
             now = self._db.now()
-            state = _quota_state(tx, user, now, rate_limit, daily_limit)
+            used = _count_day_units(tx, _day(now), units)  # a refusal below rolls it back
+            state = _quota_state(tx, user, now, rate_limit, used)
             policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
             row = tx.one(
                 "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
                 (user, now, units),
             )
-            _add_day_units(tx, _day(now), units)
-            tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
+            if row and row[0] % PRUNE_EVERY == 0:  # old rows count in no window: prune now and then
+                tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
         assert row is not None
+        if len(self._held) >= HELD_KEPT:  # reservations of commands that died before settling
+            self._held.clear()
+        self._held[int(row[0])] = (units, now)  # what settle_quota may skip reading
         return int(row[0])
 
     def settle_quota(self, reservation: int, units: int, tx: Tx | None = None) -> None:
@@ -109,6 +120,11 @@ class PagingTables:
         if tx is None:
             with self._db.transaction() as own:
                 self.settle_quota(reservation, units, own)
+            return
+        # A send billed what it reserved (the usual case): the row already says so, and what
+        # this process reserved tells that without a read. Any other change reads the row.
+        known = self._held.pop(reservation, None)
+        if known is not None and units == known[0] and units > 0:
             return
         held = tx.one("SELECT units, at FROM att_sends WHERE id = ?", (reservation,))
         if held is None:
@@ -168,7 +184,7 @@ class PagingTables:
 
     def recent_send(self, dedup_key: str, since: float) -> dict[str, Any] | None:
         """The newest audit entry with ``dedup_key`` since ``since`` that may have gone out."""
-        with self._db.transaction() as tx:
+        with self._db.read() as tx:
             row = tx.one(
                 "SELECT who, at, recipients, parts, message_ids, outcome FROM att_audit"
                 " WHERE dedup_key = ? AND at >= ? AND outcome NOT LIKE 'failed%'"
@@ -203,24 +219,41 @@ def _add_day_units(tx: Tx, day: str, units: int) -> None:
         )
 
 
-def _quota_state(
-    tx: Tx, user: str, now: float, rate_limit: int, daily_limit: int
-) -> dict[str, Any]:
-    """What the limits that are set look at, in ``policy``'s dict form."""
+def _count_day_units(tx: Tx, day: str, units: int) -> int:
+    """Add ``units`` to ``day``'s counter in one statement; the units counted before them."""
+    row = tx.one(
+        "INSERT INTO att_quota_days (day, units) VALUES (?, ?)"
+        " ON CONFLICT (day) DO UPDATE SET units = att_quota_days.units + excluded.units"
+        " RETURNING units",
+        (day, units),
+    )
+    assert row is not None
+    return int(row[0]) - units
+
+
+def _quota_state(tx: Tx, user: str, now: float, rate_limit: int, used: int) -> dict[str, Any]:
+    """What the limits look at, in ``policy``'s dict form (``used``: today's units so far).
+
+    The rate limit refuses only when the user's ``rate_limit``-th newest send is inside
+    the window: one probe for that row (an index walk in the database, no rows into
+    Python), and only when it exists are the sends read (policy's reset time and count).
+    Below the limit the list stays empty, which policy decides the same way, so a busy
+    user's send costs about what a quiet one's does.
+    """
     recent: list[float] = []
-    if rate_limit > 0:
+    since = now - policy.RATE_WINDOW
+    if rate_limit > 0 and tx.one(
+        "SELECT at FROM att_sends WHERE who = ? AND at > ? ORDER BY at DESC LIMIT 1 OFFSET ?",
+        (user, since, rate_limit - 1),
+    ):
         recent = sorted(
             float(r[0])
             for r in tx.all(
                 "SELECT at FROM att_sends WHERE who = ? AND at > ? ORDER BY at DESC LIMIT ?",
-                (user, now - policy.RATE_WINDOW, rate_limit),
+                (user, since, rate_limit),
             )
         )
-    today = _day(now)
-    used = 0
-    if daily_limit > 0:
-        used = tx.scalar("SELECT units FROM att_quota_days WHERE day = ?", (today,), default=0)
-    return {"users": {user: recent}, "days": {today: int(used)}}
+    return {"users": {user: recent}, "days": {_day(now): used}}
 
 
 def _load_directory(tx: Tx) -> dict[str, Any]:

@@ -15,6 +15,10 @@ from errbot.bootstrap import setup_bot
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+#: The credentials every test sandbox accepts (tests/conftest.py uses the same).
+TEST_CLIENT_ID = "test-client"
+TEST_CLIENT_SECRET = "test-secret-4f1c9a"
+
 
 class _RecordingTestBot(TestBot):
     """errbot's TestBot, with the backend's send_message wrapped before the bot starts

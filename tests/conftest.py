@@ -12,11 +12,9 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from botkit import TEST_CLIENT_ID, TEST_CLIENT_SECRET
 
 from carrier_sandbox import Sandbox
-
-TEST_CLIENT_ID = "test-client"
-TEST_CLIENT_SECRET = "test-secret-4f1c9a"
 
 _DEFAULTS: dict[str, Any] = {
     "client_id": TEST_CLIENT_ID,

@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botkit import REPO_ROOT, Bot, sandbox_config
-from conftest import TEST_CLIENT_SECRET
+from botkit import REPO_ROOT, TEST_CLIENT_SECRET, Bot, sandbox_config
 from errbot.backends.base import Message
 from errbot.backends.test import TestOccupant, TestPerson, TestRoom
 

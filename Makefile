@@ -19,8 +19,12 @@ $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@touch $(STAMP)
 
+# mypy: which files, and strict on the plain modules, is set in pyproject.toml [tool.mypy].
+MYPY := $(VENV)/bin/mypy
+
 lint: venv
 	$(VENV)/bin/ruff check plugins carrier_sandbox errbot_storage tests benchmarks scripts config_template.py
+	$(MYPY)
 
 test: venv
 	@# The IRC end-to-end tests need ngircd (Debian package; installing it needs root).
@@ -31,6 +35,7 @@ test: venv
 	@# Pages from alerts are tested end to end with Debian's prometheus-alertmanager (same rule).
 	bash scripts/ensure-alertmanager.sh || test -z "$$CI"
 	$(VENV)/bin/ruff check plugins carrier_sandbox errbot_storage tests benchmarks scripts config_template.py
+	$(MYPY)
 	$(PY) -m pytest -q -ra
 
 demo: venv

@@ -7,7 +7,7 @@ counters and never subject to faults. Each one calls the Python API of ``Sandbox
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .faults import Fault
 from .raw_inbox import raw_answer_from_json
@@ -48,11 +48,16 @@ def control(sb: Sandbox, req: Request) -> Reply:
         return Reply.json(400, {"error": str(exc)})
 
 
-def _json_object(body: bytes) -> dict:
+def _json_object(body: bytes) -> dict[str, Any]:
     doc = json.loads(body.decode("utf-8") or "null")
     if not isinstance(doc, dict):
         raise ValueError("body must be a JSON object")
     return doc
+
+
+def _unchecked(doc: dict[str, Any], key: str) -> Any:
+    """A JSON field, of any type or None: the Sandbox API checks each value it is given."""
+    return doc.get(key)
 
 
 def _dispatch(sb: Sandbox, method: str, path: str, body: bytes) -> Reply:
@@ -70,9 +75,9 @@ def _dispatch(sb: Sandbox, method: str, path: str, body: bytes) -> Reply:
     doc = _json_object(body)
     if path == "/sandbox/inbound":
         mid = sb.inject_inbound(
-            doc.get("registrationId"),
-            doc.get("senderAddress"),
-            doc.get("message"),
+            _unchecked(doc, "registrationId"),
+            _unchecked(doc, "senderAddress"),
+            _unchecked(doc, "message"),
             destination_address=doc.get("destinationAddress"),
             date_time=doc.get("dateTime"),
             message_id=doc.get("messageId"),
@@ -83,7 +88,7 @@ def _dispatch(sb: Sandbox, method: str, path: str, body: bytes) -> Reply:
         queued = sb.queue_raw_inbox(registration_id, answer)
         return Reply.json(201, {"registrationId": registration_id, "rawPending": queued})
     if path == "/sandbox/registrations":
-        sb.add_registration(doc.get("registrationId"))
+        sb.add_registration(_unchecked(doc, "registrationId"))
         return Reply.json(201, {"registrationId": doc["registrationId"]})
     pending = sb.queue_fault(Fault.from_json(doc))
     return Reply.json(201, {"faultsPending": pending})

@@ -84,7 +84,7 @@ class Fault:
             raise ValueError("contentType must be a string")
 
     @classmethod
-    def from_json(cls, doc: dict) -> Fault:
+    def from_json(cls, doc: dict[str, Any]) -> Fault:
         """A fault from the body of ``POST /sandbox/faults`` (ValueError when invalid)."""
         unknown = set(doc) - FAULT_FIELDS
         if unknown:

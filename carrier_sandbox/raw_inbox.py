@@ -48,7 +48,7 @@ def raw_answer(body: Any, content_type: str | None, status: int) -> RawAnswer:
     return RawAnswer(status, data, content_type)
 
 
-def raw_answer_from_json(doc: dict) -> tuple[str, RawAnswer]:
+def raw_answer_from_json(doc: dict[str, Any]) -> tuple[str, RawAnswer]:
     """(registrationId, answer) from the body of ``POST /sandbox/inbound-raw``."""
     unknown = set(doc) - RAW_FIELDS
     if unknown:

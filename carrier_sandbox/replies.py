@@ -33,7 +33,7 @@ class Reply:
         )
 
 
-def error_body(kind: str, message_id: str, text: str, variables: str) -> dict:
+def error_body(kind: str, message_id: str, text: str, variables: str) -> dict[str, Any]:
     """A ``RequestError`` document (kind is ServiceException or PolicyException)."""
     return {"RequestError": {kind: {"MessageId": message_id, "Text": text, "Variables": variables}}}
 

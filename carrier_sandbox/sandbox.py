@@ -151,12 +151,12 @@ class Sandbox:
         ):
             if not isinstance(value, str) or (name != "message" and not value):
                 raise ValueError(f"{name} must be a non-empty string")
-        for name, value in (
+        for name, optional in (
             ("destinationAddress", destination_address),
             ("dateTime", date_time),
             ("messageId", message_id),
         ):
-            if value is not None and (not isinstance(value, str) or not value):
+            if optional is not None and (not isinstance(optional, str) or not optional):
                 raise ValueError(f"{name} must be a non-empty string")
         mid = message_id or "in_" + secrets.token_hex(8)
         self.store.add_inbound(
@@ -272,7 +272,7 @@ class Sandbox:
         with self.lock:
             return list(self._response_violations)
 
-    def state(self) -> dict:
+    def state(self) -> dict[str, Any]:
         """Counters and records, as served by ``GET /sandbox/state``."""
         with self.lock:
             return {

@@ -134,7 +134,7 @@ class SandboxHandler(BaseHTTPRequestHandler):
 def _read_body(h: BaseHTTPRequestHandler) -> bytes | None:
     """The request body (chunked or by Content-Length); None when it is too large."""
     if "chunked" in h.headers.get("Transfer-Encoding", "").lower():
-        chunks = []
+        chunks: list[bytes] = []
         total = 0
         while True:
             size = int(h.rfile.readline().split(b";")[0].strip() or b"0", 16)

@@ -19,7 +19,7 @@ import json
 import threading
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 SPEC_PATH = Path(__file__).resolve().parent / "spec" / "att-sms-openapi.yaml"
 # openapi-core matches the request URL against the spec's servers.
@@ -75,7 +75,7 @@ class SpecChecker:
         )
         self._raw = raw
 
-    def _is_operation(self, template: str | None, method: str) -> bool:
+    def _is_operation(self, template: str | None, method: str) -> TypeGuard[str]:
         return template is not None and method.lower() in self._raw["paths"].get(template, {})
 
     def _secured(self, template: str, method: str) -> bool:
@@ -83,7 +83,10 @@ class SpecChecker:
         return bool(op.get("security", self._raw.get("security", [])))
 
     def _responses(self, template: str, method: str) -> Mapping[str, Any]:
-        return self._raw["paths"].get(template, {}).get(method.lower(), {}).get("responses", {})
+        responses: Mapping[str, Any] = (
+            self._raw["paths"].get(template, {}).get(method.lower(), {}).get("responses", {})
+        )
+        return responses
 
     def _request(
         self,

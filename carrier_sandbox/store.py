@@ -15,6 +15,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registrations (id TEXT PRIMARY KEY);
@@ -62,7 +63,7 @@ class SentMessage:
     sender_address: str | None
     created: float
 
-    def as_json(self) -> dict:
+    def as_json(self) -> dict[str, Any]:
         """The record as shown in ``GET /sandbox/state``."""
         return {
             "messageId": self.message_id,
@@ -139,9 +140,10 @@ class Store:
     def active_tokens(self) -> int:
         """How many issued tokens are still valid."""
         with self.lock:
-            return self._db.execute(
+            count: int = self._db.execute(
                 "SELECT COUNT(*) FROM tokens WHERE expires > ?", (time.time(),)
             ).fetchone()[0]
+            return count
 
     # sends ---------------------------------------------------------------------
     def add_send(self, sent: SentMessage) -> None:
@@ -197,14 +199,14 @@ class Store:
                 (registration_id, message_id, message, sender, destination, date_time),
             )
 
-    def drain_inbound(self, registration_id: str, limit: int = 0) -> tuple[list[dict], int]:
+    def drain_inbound(self, registration_id: str, limit: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Remove and return the oldest ``limit`` (0 = all) messages, and how many remain."""
         with self.lock:
             sql = (
                 "SELECT seq, message_id, message, sender, destination, date_time FROM inbound"
                 " WHERE registration = ? ORDER BY seq"
             )
-            params: tuple = (registration_id,)
+            params: tuple[Any, ...] = (registration_id,)
             if limit > 0:
                 sql += " LIMIT ?"
                 params = (registration_id, limit)
@@ -247,6 +249,6 @@ class Store:
                 self.add_registration(reg)
 
 
-def _sent(row: tuple) -> SentMessage:
+def _sent(row: tuple[Any, ...]) -> SentMessage:
     message_id, addresses, message, sender, created = row
     return SentMessage(message_id, tuple(json.loads(addresses)), message, sender, created)

@@ -62,7 +62,7 @@ INSERT_IMPORT = (
 )
 
 
-def check_dsn(dsn: Any) -> str:
+def check_dsn(dsn: object) -> str:
     """A ``postgresql://`` URL without a password, or StorageConfigError (never quoting it)."""
     if not isinstance(dsn, str) or not dsn.strip():
         raise StorageConfigError("STORAGE_CONFIG 'dsn' must be a postgresql:// URL")
@@ -149,7 +149,8 @@ class PostgresKV:
         self._call(lambda c: c.execute(UPSERT_VALUE, (namespace, key, value)))
 
     def delete(self, namespace: str, key: str) -> bool:
-        return self._call(lambda c: c.execute(DELETE_VALUE, (namespace, key)).rowcount > 0)
+        deleted: bool = self._call(lambda c: c.execute(DELETE_VALUE, (namespace, key)).rowcount > 0)
+        return deleted
 
     def count(self, namespace: str) -> int:
         return int(self._call(lambda c: c.execute(COUNT_KEYS, (namespace,)).fetchone()[0]))
@@ -219,7 +220,7 @@ def _create_schema(conn: Any) -> None:
 
 def _params(psycopg: Any, dsn: str, password: str | None) -> dict[str, Any]:
     try:
-        params = psycopg.conninfo.conninfo_to_dict(dsn)
+        params: dict[str, Any] = psycopg.conninfo.conninfo_to_dict(dsn)
     except psycopg.Error:
         raise StorageConfigError("STORAGE_CONFIG 'dsn' is not a valid postgresql:// URL") from None
     password = password if password is not None else os.environ.get(PASSWORD_ENV) or None

@@ -62,7 +62,7 @@ def complete_pickle(data: bytes) -> bytes | None:
     """The complete pickle at the start of *data* (up to its STOP opcode), or None."""
     try:
         for opcode, _arg, pos in pickletools.genops(data):
-            if opcode.name == "STOP":
+            if opcode.name == "STOP" and pos is not None:  # pos: always set for bytes
                 return data[: pos + 1]
     except Exception:  # noqa: BLE001 - any parse failure means "not a complete pickle"
         return None
@@ -134,7 +134,7 @@ def _read_with_dbm(base: Path) -> ShelfRead:
         return result
     with db:
         for raw_key in list(db.keys()):
-            key = raw_key.decode("utf-8", errors="replace")
+            key = raw_key.decode("utf-8", errors="replace") if isinstance(raw_key, bytes) else raw_key
             try:
                 value = complete_pickle(db[raw_key])
             except Exception as exc:  # noqa: BLE001

@@ -273,15 +273,18 @@ class AttSmsClient:
     ) -> requests.Response:
         """Make an API call with the token; on 401 refresh it and call once more."""
         token = self._tokens.get()
-        call = {"token": token, "sending": sending, "operation": operation}
-        response = self._request(method, path, **call, **kwargs)
+        response = self._request(
+            method, path, token=token, sending=sending, operation=operation, **kwargs
+        )
         if response.status_code != 401:
             return response
         log.debug("%s %s got 401; refreshing the access token once", method, path)
         response.close()
         self._tokens.discard(token)
-        call["token"] = self._tokens.get()
-        return self._request(method, path, **call, **kwargs)
+        token = self._tokens.get()
+        return self._request(
+            method, path, token=token, sending=sending, operation=operation, **kwargs
+        )
 
     def _request(
         self,

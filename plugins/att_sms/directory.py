@@ -30,7 +30,7 @@ stored earlier.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,11 +103,13 @@ def _q(text: object) -> str:
 
 
 def _contacts(state: dict[str, Any]) -> dict[str, str]:
-    return state.setdefault("contacts", {})
+    contacts: dict[str, str] = state.setdefault("contacts", {})
+    return contacts
 
 
 def _groups(state: dict[str, Any]) -> dict[str, list[str]]:
-    return state.setdefault("groups", {})
+    groups: dict[str, list[str]] = state.setdefault("groups", {})
+    return groups
 
 
 def _rotations(state: dict[str, Any]) -> dict[str, list[str]]:
@@ -236,7 +238,7 @@ def remove_contact(state: dict[str, Any], name: str) -> list[str]:
 
 
 def add_group(
-    state: dict[str, Any], group: str, members: list[str], rules: NumberRules
+    state: dict[str, Any], group: str, members: Sequence[object], rules: NumberRules
 ) -> list[str]:
     """Create ``group`` or add ``members`` to it; return its whole member list.
 
@@ -308,7 +310,7 @@ def _member_keys(token: str, rules: NumberRules | None) -> set[str]:
 def remove_group(
     state: dict[str, Any],
     group: str,
-    members: list[str] | None,
+    members: Sequence[object] | None,
     *,
     rules: NumberRules | None = None,
 ) -> None:
@@ -342,7 +344,7 @@ def remove_group(
 
 
 def resolve(
-    state: dict[str, Any], tokens: list[str], rules: NumberRules, *, keep_rotations: bool = False
+    state: dict[str, Any], tokens: Sequence[object], rules: NumberRules, *, keep_rotations: bool = False
 ) -> list[Recipient]:
     """Turn contact names, group names, rotation names and numbers into de-duplicated recipients.
 

@@ -209,7 +209,8 @@ class FetcherProcess:
                     raise _Exited(f"exit status {self._exit_status()}")
                 self._buffer += chunk
         line, self._buffer = self._buffer.split(b"\n", 1)
-        return json.loads(line)
+        reply: dict[str, Any] = json.loads(line)
+        return reply
 
 
 class _Exited(Exception):

@@ -222,7 +222,7 @@ def _region(number: phonenumbers.PhoneNumber) -> str | None:
     return region
 
 
-def _parse_tel(tel: str) -> phonenumbers.PhoneNumber | None:
+def _parse_tel(tel: object) -> phonenumbers.PhoneNumber | None:
     if not isinstance(tel, str):
         return None
     text = _strip_tel(tel.strip()).strip()

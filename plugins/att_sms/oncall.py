@@ -8,6 +8,7 @@ are shown in the rotation's zone with its abbreviation; times typed are read in 
 
 from __future__ import annotations
 
+import builtins
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -216,7 +217,7 @@ class OnCallDesk:
 
     # -- handoffs --------------------------------------------------------------------
 
-    def claim_handoffs(self, holder: str) -> list[Handoff]:
+    def claim_handoffs(self, holder: str) -> builtins.list[Handoff]:  # list: a method here
         """Claim and queue the post of each rotation's latest handoff not posted yet.
 
         Only the latest: a bot that was down over several handoffs posts the current one

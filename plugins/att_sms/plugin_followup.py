@@ -57,7 +57,7 @@ class FollowUps:
         if infos:
             task.last = [[i.address, i.status] for i in infos]
             DeliveryLoop(store).on_statuses(task.message_id, [i.status for i in infos])
-        final = bool(infos) and all(i.status in FINAL_STATES for i in infos)
+        final = bool(infos) and all(i.status in FINAL_STATES for i in infos or ())
         if final or gone or now - task.started >= settings.follow_up_limit:
             try:
                 self._post_follow_up(task, follow_up_text(task, final, problem, now))

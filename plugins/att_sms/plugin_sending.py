@@ -101,7 +101,7 @@ class SendCommands:
         )
 
     @botcmd
-    def sms_reply(self, msg: Any, args: str) -> str:
+    def sms_reply(self, msg: Any, args: str) -> str | None:
         """<handle> <text>: answer the sender of an inbound post (its handle, e.g. r7).
 
         On Slack, typed inside an SMS conversation's thread: !sms reply <text> answers it.

@@ -320,7 +320,7 @@ def _decode_env(key: str, raw: str) -> Any:
     if key in _JSON_KEYS and raw.lstrip()[:1] in ("{", "["):
         try:
             return json.loads(raw)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise SettingsError(key, f"{ENV_PREFIX}{key} is not valid JSON ({exc.msg})") from None
     if key in ("ALLOWED_REGIONS", "ACK_WORDS"):
         return [part.strip() for part in raw.split(",") if part.strip()]

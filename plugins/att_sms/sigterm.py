@@ -101,7 +101,9 @@ class _SigtermShutdown:
         self._work_stopped.set()
         # A real signal, to the main thread: it interrupts a blocking read there (the Text
         # backend's input()), which a simulated interrupt would not.
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGTERM)
+        main = threading.main_thread().ident
+        if main is not None:  # always set: the main thread is running
+            signal.pthread_kill(main, signal.SIGTERM)
 
     def _run_callbacks(self) -> None:
         for name, callback in list(self.callbacks.items()):

@@ -202,12 +202,14 @@ class AlertIntake:
             return _answer(decision, f"page {opened.id} opened for group {key[:80]}")
         assert group is not None or decision.kind == IGNORE
         if decision.kind == CHANGED:
+            assert group is not None
             if page is not None:
                 before = len(group.fingerprints)
                 store.queue_posts_in(tx, page, [changed_line(page.id, notification, before)])
             save(group.page_id, FIRING)
             return _answer(decision, f"page {group.page_id}: change posted, nobody paged again")
         if decision.kind == RESOLVE:
+            assert group is not None
             self._resolve_in(tx, store, config, group, page, notification)
             save(group.page_id, RESOLVED)
             return _answer(decision, f"page {group.page_id} resolved")

@@ -125,7 +125,7 @@ def _alert(item: Any, index: int) -> Alert:
 def _status(raw: Any, where: str) -> str:
     if raw not in _STATUSES:
         raise PayloadError(f'{where} must be "firing" or "resolved", got {_show(raw)}')
-    return raw
+    return str(raw)
 
 
 def _labels(raw: Any, where: str) -> dict[str, str]:

@@ -87,7 +87,8 @@ def parse_local(text: str, what: str = "start") -> datetime:
             f"{what} {_q(raw)} does not parse: write YYYY-MM-DDTHH:MM, e.g. 2026-12-07T09:00"
         )
     try:
-        return datetime(*(int(g) for g in match.groups()))  # type: ignore[misc]
+        year, month, day, hour, minute = (int(g) for g in match.groups())
+        return datetime(year, month, day, hour, minute)
     except ValueError as exc:
         raise RotationError(f"{what} {_q(raw)} is not a real date and time ({exc})") from None
 

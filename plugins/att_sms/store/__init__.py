@@ -9,6 +9,7 @@ table modules for what each part keeps. The store imports nothing from errbot.
 from __future__ import annotations
 
 import os
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from ..numbers import canonical_sender
@@ -92,13 +93,14 @@ class Store(
         """The store's clock (the same for every process and replica using it)."""
         return self._db.now()
 
-    def transaction(self, *, durable: bool = False):  # noqa: ANN201 - a context manager of Tx
+    def transaction(self, *, durable: bool = False) -> AbstractContextManager[Tx]:
         """One transaction for several writes of one command."""
         return self._db.transaction(durable=durable)
 
     def get_meta(self, key: str) -> str | None:
         with self._db.transaction() as tx:
-            return tx.scalar("SELECT value FROM att_meta WHERE key = ?", (key,))
+            value: str | None = tx.scalar("SELECT value FROM att_meta WHERE key = ?", (key,))
+            return value
 
     def set_meta(self, key: str, value: str, tx: Tx | None = None) -> None:
         if tx is None:

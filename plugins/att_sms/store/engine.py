@@ -13,9 +13,9 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..private_files import private_dirs, private_sqlite_file
 
@@ -40,6 +40,17 @@ def storable(value: Any) -> Any:
     return value
 
 
+class Cursor(Protocol):
+    """What ``Tx.execute`` returns: the DB-API cursor of either engine (both untyped here)."""
+
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> tuple[Any, ...] | None: ...
+
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
 class Tx:
     """One open transaction: run statements, read rows."""
 
@@ -47,16 +58,17 @@ class Tx:
         self._cursor = cursor
         self._placeholder = placeholder
 
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         if self._placeholder != "?":
             sql = sql.replace("%", "%%").replace("?", self._placeholder)
         self._cursor.execute(sql, tuple(storable(p) for p in params))
-        return self._cursor
+        cursor: Cursor = self._cursor
+        return cursor
 
-    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple | None:
+    def one(self, sql: str, params: Sequence[Any] = ()) -> tuple[Any, ...] | None:
         return self.execute(sql, params).fetchone()
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         return list(self.execute(sql, params).fetchall())
 
     def scalar(self, sql: str, params: Sequence[Any] = (), default: Any = None) -> Any:
@@ -75,10 +87,12 @@ class Database:
 
     dialect = "abstract"
 
-    def transaction(self, *, durable: bool = False) -> Any:  # pragma: no cover - interface
+    def transaction(  # pragma: no cover - interface
+        self, *, durable: bool = False
+    ) -> AbstractContextManager[Tx]:
         raise NotImplementedError
 
-    def read(self) -> Any:
+    def read(self) -> AbstractContextManager[Tx]:
         """A read-only transaction (every engine: a ``transaction()``; SQLite: cheaper)."""
         return self.transaction()
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from .engine import Database, Tx
 
@@ -25,7 +26,7 @@ class FollowUp:
 _COLUMNS = "message_id, target, addresses, started, next_at, attempts, last"
 
 
-def _follow_up(row: tuple) -> FollowUp:
+def _follow_up(row: tuple[Any, ...]) -> FollowUp:
     message_id, target, addresses, started, next_at, attempts, last = row
     return FollowUp(
         message_id, target, json.loads(addresses), float(started), float(next_at),

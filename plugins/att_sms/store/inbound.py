@@ -30,11 +30,16 @@ OPT_NOTES = {
 class InboundLike(Protocol):
     """What the store needs of a fetched message (``client.InboundMessage`` fits)."""
 
-    message_id: str
-    message: str
-    sender_address: str
-    destination_address: str | None
-    date_time: str | None
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def message(self) -> str: ...
+    @property
+    def sender_address(self) -> str: ...
+    @property
+    def destination_address(self) -> str | None: ...
+    @property
+    def date_time(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

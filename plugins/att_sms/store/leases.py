@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
+from typing import Any
 
 from .engine import Database, Tx
 
@@ -137,7 +138,7 @@ def _clock(tx: Tx, dialect: str) -> float:
     return float(tx.scalar(_CLOCK_SQL[dialect]))
 
 
-def _lease(name: str, row: tuple | None, now: float) -> Lease:
+def _lease(name: str, row: tuple[Any, ...] | None, now: float) -> Lease:
     if row is None:  # released by its holder between our attempt and this read: free
         return Lease(name, "", now, now, now, now)
     holder, acquired_at, renewed_at, expires_at = row

@@ -221,11 +221,11 @@ def _import_ledger(tx: Tx, path: Path, database: Database) -> dict[str, int]:
     return {"inbound_pending": len(pending), "inbound_posted": len(seen)}
 
 
-def _insert_posted(tx: Tx, seq: int | None, row: tuple) -> None:
+def _insert_posted(tx: Tx, seq: int | None, row: tuple[Any, ...]) -> None:
     key, posted_at, _handle, sender = row
     registration, _, message_id = key.partition("\x1f")
     columns = "key, registration_id, message_id, sender_address, message, fetched_at, posted_at"
-    values: tuple = (
+    values: tuple[Any, ...] = (
         key,
         registration,
         message_id,

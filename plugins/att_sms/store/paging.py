@@ -65,7 +65,8 @@ class PagingTables:
     def name_of(self, tel: str) -> str | None:
         """The contact name of ``tel:+E164`` (alphabetically first if several)."""
         with self._db.transaction() as tx:
-            return tx.scalar("SELECT MIN(name) FROM att_contacts WHERE tel = ?", (tel,))
+            name: str | None = tx.scalar("SELECT MIN(name) FROM att_contacts WHERE tel = ?", (tel,))
+            return name
 
     # -- opt-outs ----------------------------------------------------------------
 
@@ -194,7 +195,7 @@ class PagingTables:
         return _audit_entry(row) if row else None
 
 
-def _audit_entry(row: tuple) -> dict[str, Any]:
+def _audit_entry(row: tuple[Any, ...]) -> dict[str, Any]:
     who, at, recipients, parts, message_ids, outcome = row
     return {
         "who": who,

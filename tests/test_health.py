@@ -207,6 +207,8 @@ def test_count_sends_reads_the_audit_log() -> None:
         {"when": NOW - 10, "outcome": "refused: HTTP 400"},
         {"when": "garbage", "outcome": "sent"},
         {"outcome": "sent"},
+        {"when": NOW - 5, "outcome": "contact alice added: tel:+12125550101"},
+        {"when": NOW - 5, "outcome": "rotation primary removed"},
     ]
     assert count_sends(entries, NOW) == {"sent": 1, "uncertain": 1, "refused": 1}
 

@@ -37,6 +37,8 @@ TROUBLE_OUTCOMES = ("uncertain", "partial")
 #: Longest error text shown for one item.
 MAX_ERROR = 120
 SENDS_WINDOW = 3600.0
+#: The audit outcomes of sends; other entries (contact, group, rotation changes) are not sends.
+SEND_OUTCOMES = frozenset({"sent", "partial", "uncertain", "failed", "refused"})
 
 _BLANKS = re.compile(r"[\x00-\x20\x7f-\x9f\u2028\u2029]+")
 
@@ -299,6 +301,7 @@ def count_sends(
         except (KeyError, TypeError, ValueError):
             continue
         if now - window <= when <= now:
-            outcome = str(entry.get("outcome", "")).split(":", 1)[0].strip().lower() or "unknown"
-            counts[outcome] = counts.get(outcome, 0) + 1
+            outcome = str(entry.get("outcome", "")).split(":", 1)[0].strip().lower()
+            if outcome in SEND_OUTCOMES:
+                counts[outcome] = counts.get(outcome, 0) + 1
     return counts

@@ -18,9 +18,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from att_sms import database_url as dbu
 from att_sms.settings import SettingsError, parse_settings
 from att_sms.store import StoreError, open_store
+from att_sms.store import database_url as dbu
 from pgserver import PgServer, pg_server, pg_url  # noqa: F401  (fixtures)
 
 ENV = {"ATT_CLIENT_SECRET": "s3cret-value"}

@@ -1,4 +1,4 @@
-"""Tests for att_sms.escalation and att_sms.escalation_text: escalating pages on a fake clock."""
+"""Tests for att_sms.pages.escalation and att_sms.pages.escalation_text: escalating pages on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from att_sms import escalation as esc
-from att_sms.escalation import EscalationError, Page, SendOutcome
-from att_sms.escalation_text import (
+from att_sms.pages import escalation as esc
+from att_sms.pages.escalation import EscalationError, Page, SendOutcome
+from att_sms.pages.escalation_text import (
     acked_text,
     cancelled_text,
     event_text,
@@ -18,7 +18,7 @@ from att_sms.escalation_text import (
     list_line,
     sms_text,
 )
-from att_sms.formatting import neutralise
+from att_sms.text.formatting import neutralise
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 

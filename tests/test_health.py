@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from att_sms.health import (
+from att_sms.ops.health import (
     CarrierCheck,
     HealthSnapshot,
     RegistrationHealth,
@@ -15,7 +15,7 @@ from att_sms.health import (
     readiness,
     stuck_bound,
 )
-from att_sms.poll_alerts import PollAlerts
+from att_sms.ops.poll_alerts import PollAlerts
 
 NOW = 1_776_592_800.0
 

@@ -22,15 +22,15 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
-from att_sms.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
-from att_sms.database_url import (
+from att_sms.chat.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
+from att_sms.rotations import RotationError, parse_zone
+from att_sms.sending.policy import OPT_IN_WORDS, OPT_OUT_WORDS
+from att_sms.store.database_url import (
     TLS_MODES,
     DatabaseUrlError,
     PasswordInUrlError,
     check_database_url,
 )
-from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
-from att_sms.rotations import RotationError, parse_zone
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
 DATABASE_PASSWORD_ENV = "ATT_DATABASE_PASSWORD"
@@ -370,7 +370,7 @@ def _poll_interval(raw: Any) -> float:
 
 def _database_url(raw: Any, tls: str, env: Mapping[str, str]) -> str:
     """``""`` (SQLite in the bot's data directory) or a password-less PostgreSQL URL, with
-    TLS to any other machine (``att_sms.database_url``).
+    TLS to any other machine (``att_sms.store.database_url``).
 
     The URL is never quoted back: it may hold the very password being refused.
     """

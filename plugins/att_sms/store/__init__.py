@@ -11,7 +11,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..numbers import canonical_sender
+from att_sms.text.numbers import canonical_sender
+
 from .alerts import AlertGroup, AlertTables, OwedSms
 from .conversations import Claim, Conversation, ConversationTables
 from .engine import Database, SqliteDatabase, StoreError, Tx

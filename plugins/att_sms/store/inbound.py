@@ -13,9 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from .. import policy
-from ..answer_limits import cap_text
-from ..numbers import canonical_sender
+from att_sms.carrier.answer_limits import cap_text
+from att_sms.sending import policy
+from att_sms.text.numbers import canonical_sender
+
 from .engine import Database, Tx
 
 #: Posted messages remembered for de-duplication and reply handles.

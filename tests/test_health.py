@@ -10,12 +10,12 @@ from att_sms.ops.health import (
     StoreHealth,
     TokenState,
     count_sends,
-    format_duration,
     format_health,
     readiness,
     stuck_bound,
 )
 from att_sms.ops.poll_alerts import PollAlerts
+from att_sms.text.common import format_duration
 
 NOW = 1_776_592_800.0
 

@@ -66,7 +66,7 @@ from att_sms.settings import (  # noqa: E402
     has_env_configuration,
     parse_settings,
 )
-from att_sms.store import Store, StoreError, open_store  # noqa: E402
+from att_sms.store import Store, StoredInbound, StoreError, open_store  # noqa: E402
 from att_sms.store.legacy import import_legacy, legacy_ledger_path  # noqa: E402
 from att_sms.text.formatting import echo  # noqa: E402
 from att_sms.text.numbers import NumberRules  # noqa: E402
@@ -260,6 +260,13 @@ class AttSms(
             f"{p}sms optouts | {p}sms log [N] | {p}sms health | {p}sms replicas "
             f"(details: {p}help AttSms)"
         )
+
+    # ----------------------------------------------------------------- wiring
+
+    def _inbound_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
+        """Notes for the inbound posts (by message key): the pages each SMS reply
+        acknowledged. Wired here, not by base-class order: inbound posting asks, pages answer."""
+        return self._page_ack_notes(messages)
 
     # ----------------------------------------------------------------- small helpers
 

@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from .errors import ProtocolError
+from .fields import field_of
 
 __all__ = [
     "DeliveryInfo",
@@ -125,24 +126,11 @@ def json_body(response: requests.Response, describe: Callable[[str], str]) -> An
 
 def oauth_error_text(body: Any) -> str | None:
     """``error_description`` (or ``error``) of an OAuth error document."""
-    description = answer_field(body, "error_description")
-    code = answer_field(body, "error")
+    description = field_of(body, "error_description")
+    code = field_of(body, "error")
     if isinstance(description, str) and description:
         return f"{code}: {description}" if isinstance(code, str) and code else description
     return code if isinstance(code, str) and code else None
-
-
-def answer_field(mapping: Any, name: str) -> Any:
-    """``mapping[name]`` matched case-insensitively; ``None`` if absent."""
-    if not isinstance(mapping, Mapping):
-        return None
-    if name in mapping:
-        return mapping[name]
-    wanted = name.lower()
-    for key, value in mapping.items():
-        if isinstance(key, str) and key.lower() == wanted:
-            return value
-    return None
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -164,7 +152,7 @@ def _text(mapping: Any, name: str, what: str) -> str:
 
 def _optional_text(mapping: Any, name: str) -> str | None:
     """An optional scalar field as a string."""
-    value = answer_field(mapping, name)
+    value = field_of(mapping, name)
     if value is None or isinstance(value, (Mapping, list, bool)):
         return None
     return str(value)
@@ -193,11 +181,11 @@ def send_unreadable(reason: str) -> str:
 
 def read_send_result(body: Any, recipients: tuple[str, ...], status: int) -> SendResult:
     """:class:`SendResult` from ``outboundSMSResponse`` / ``OutboundSMSResponse``."""
-    outbound = answer_field(body, "outboundSMSResponse")
+    outbound = field_of(body, "outboundSMSResponse")
     message_id = _optional_text(outbound, "messageId")
     if not message_id:
         raise ProtocolError(send_unreadable(f"no messageId in an HTTP {status} answer"))
-    reference = answer_field(outbound, "resourceReference")
+    reference = field_of(outbound, "resourceReference")
     resource_url = _optional_text(reference, "resourceURL")
     return SendResult(message_id=message_id, resource_url=resource_url, addresses=recipients)
 
@@ -206,11 +194,11 @@ def read_delivery_infos(body: Any) -> list[DeliveryInfo]:
     """Delivery infos from ``deliveryInfoList`` / ``DeliveryInfoList``."""
     if not isinstance(body, Mapping):
         raise ProtocolError("delivery status: the carrier's answer is not a JSON object")
-    info_list = answer_field(body, "deliveryInfoList")
+    info_list = field_of(body, "deliveryInfoList")
     if isinstance(info_list, list):
         items = info_list
     else:
-        items = _as_list(answer_field(info_list, "deliveryInfo"))
+        items = _as_list(field_of(info_list, "deliveryInfo"))
     return [_read_delivery_info(item) for item in items]
 
 
@@ -231,13 +219,13 @@ def read_inbound_batch(body: Any) -> InboundBatch:
     """
     if not isinstance(body, Mapping):
         raise ProtocolError("inbound messages: the carrier's answer is not a JSON object")
-    box = answer_field(body, "inboundSMSMessageList")
+    box = field_of(body, "inboundSMSMessageList")
     container = box if isinstance(box, Mapping) else body
     skipped: list[str] = []
     if isinstance(box, list):
         items = box
     else:
-        items = _as_list(answer_field(container, "inboundSMSMessage"))
+        items = _as_list(field_of(container, "inboundSMSMessage"))
         if box is not None and not isinstance(box, Mapping):
             skipped.append(f"the message list is a {_kind(box)}, not an object or a list")
     messages: list[InboundMessage] = []
@@ -247,12 +235,12 @@ def read_inbound_batch(body: Any) -> InboundBatch:
             messages.append(message)
         else:
             skipped.append(f"item {index}: {message}")
-    stated = optional_int(answer_field(container, "numberOfMessagesInThisBatch"))
+    stated = optional_int(field_of(container, "numberOfMessagesInThisBatch"))
     if stated is not None and stated > len(items):
         skipped.append(f"the carrier counted {stated} messages in this batch but sent {len(items)}")
-    pending = answer_field(container, "totalNumberOfPendingMessages")
+    pending = field_of(container, "totalNumberOfPendingMessages")
     if pending is None:
-        pending = answer_field(body, "totalNumberOfPendingMessages")
+        pending = field_of(body, "totalNumberOfPendingMessages")
     return InboundBatch(messages=messages, pending=optional_int(pending), skipped=skipped)
 
 

@@ -12,6 +12,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from .fields import field_of
+
 __all__ = [
     "AttSmsError",
     "AuthenticationError",
@@ -132,11 +134,11 @@ def carrier_error_details(body: Any) -> tuple[str, str | None, str] | None:
     Returns ``(kind, message_id, filled_text)``, or ``None`` when *body* is not a
     carrier error document.  Keys are matched without regard to case.
     """
-    request_error = _lookup(body, "RequestError")
+    request_error = field_of(body, "RequestError")
     if not isinstance(request_error, Mapping):
         return None
     for kind in EXCEPTION_KINDS:
-        exception = _lookup(request_error, kind)
+        exception = field_of(request_error, kind)
         if isinstance(exception, Mapping):
             return _exception_details(kind, exception)
     return None
@@ -144,19 +146,10 @@ def carrier_error_details(body: Any) -> tuple[str, str | None, str] | None:
 
 def _exception_details(kind: str, exception: Mapping[str, Any]) -> tuple[str, str | None, str]:
     """Return ``(kind, message_id, filled_text)`` for one exception object."""
-    message_id = _lookup(exception, "MessageId")
-    text = _lookup(exception, "Text")
-    variables = _lookup(exception, "Variables")
+    message_id = field_of(exception, "MessageId")
+    text = field_of(exception, "Text")
+    variables = field_of(exception, "Variables")
     text = fill_variables(str(text), variables) if text is not None else "carrier error"
     return kind, (str(message_id) if message_id else None), text
 
 
-def _lookup(mapping: Any, key: str) -> Any:
-    """Return ``mapping[key]`` matched case-insensitively, or ``None``."""
-    if not isinstance(mapping, Mapping):
-        return None
-    wanted = key.lower()
-    for name, value in mapping.items():
-        if isinstance(name, str) and name.lower() == wanted:
-            return value
-    return None

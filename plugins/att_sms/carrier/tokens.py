@@ -17,8 +17,9 @@ from typing import Any
 
 from cachetools import TLRUCache
 
-from .answers import answer_field, optional_int
+from .answers import optional_int
 from .errors import AttSmsError, ProtocolError
+from .fields import field_of
 
 #: Token lifetime assumed when the carrier gives none (or nonsense).
 DEFAULT_TOKEN_LIFETIME = 3600.0
@@ -109,9 +110,9 @@ def _failure_text(exc: BaseException) -> str:
 
 def read_token(body: Any) -> Token:
     """Token and usable lifetime from the token endpoint's answer."""
-    value = answer_field(body, "access_token")
+    value = field_of(body, "access_token")
     if not isinstance(value, str) or not value.strip() or any(c in value for c in "\r\n"):
         raise ProtocolError("access token: the carrier's answer has no usable access_token")
-    expires_in = optional_int(answer_field(body, "expires_in"))
+    expires_in = optional_int(field_of(body, "expires_in"))
     lifetime = float(expires_in) if expires_in and expires_in > 0 else DEFAULT_TOKEN_LIFETIME
     return Token(value=value.strip(), lifetime=_usable_lifetime(lifetime))

@@ -13,10 +13,11 @@ from errbot import botcmd, webhook
 
 from att_sms.alerts.intake import AlertConfig, AlertIntake
 from att_sms.pages.escalation import Page
-from att_sms.pages.escalation_text import format_duration, sms_text
+from att_sms.pages.escalation_text import sms_text
 from att_sms.pages.page_outcomes import ack_word
 from att_sms.sending.pipeline import NotActive, SendRequest
 from att_sms.store import Store
+from att_sms.text.common import format_elapsed
 from att_sms.text.formatting import neutralise
 from att_sms.text.splitting import MessageError, plan_message
 
@@ -143,7 +144,7 @@ class AlertCommands:
                 state += f" by {neutralise(store.name_of(page.acked_by) or page.acked_by, max_length=60)}"
             lines.append(
                 f"{neutralise(group.summary, max_length=120)} (route {neutralise(group.route, max_length=64)},"
-                f" {len(group.fingerprints)} firing, since {format_duration(now - group.opened_at)}):"
+                f" {len(group.fingerprints)} firing, since {format_elapsed(now - group.opened_at)}):"
                 f" page {group.page_id} {state}"
             )
         return "\n".join(lines)

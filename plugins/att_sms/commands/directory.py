@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from errbot import botcmd
 
 from att_sms.sending import directory
 from att_sms.text.arguments import ArgumentError, single_word
+from att_sms.text.common import utc_time
 from att_sms.text.formatting import echo
 from att_sms.text.numbers import NumberError, NumberRules, display_number
 
@@ -152,7 +152,7 @@ class DirectoryCommands:
         if not optouts:
             return "No number has opted out."
         listed = "; ".join(
-            f"{display_number(tel)} since {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(since))}"
+            f"{display_number(tel)} since {utc_time(since)}"
             for tel, since in optouts
         )
         return f"Opted out ({len(optouts)}): {listed}"

@@ -12,6 +12,7 @@ from att_sms.carrier.client import DeliveryInfo
 from att_sms.carrier.errors import AttSmsError, NotFoundError
 from att_sms.chat.chat_posting import PostFailed
 from att_sms.pages.delivery_loop import DeliveryLoop
+from att_sms.sending.pipeline import FOLLOW_UP_FIRST
 from att_sms.store import FollowUp
 
 from .sending import status_line
@@ -19,7 +20,6 @@ from .sending import status_line
 log = logging.getLogger("errbot.plugins.AttSms")
 
 FINAL_STATES = frozenset({"DeliveredToTerminal", "DeliveryImpossible"})
-FOLLOW_UP_FIRST = 2.0
 FOLLOW_UP_MAX_GAP = 300.0
 POST_RETRY = 30.0  # a follow-up whose post failed is tried again after this long
 

@@ -330,18 +330,10 @@ def _unusable(store: Store, exc: Exception) -> StoreHealth:
     return StoreHealth(store.database.dialect, usable=False, error=f"{type(exc).__name__}: {exc}")
 
 
-def _open_escalations(store: Store) -> int | None:
-    """Open escalating pages, when the store keeps them (None when it does not)."""
-    for name in ("open_page_count", "open_pages"):
-        method = getattr(store, name, None)
-        if not callable(method):
-            continue
-        try:
-            value = method()
-            return value if isinstance(value, int) else len(value)
-        except TypeError:  # a signature this module does not know: not counted
-            log.debug("AttSms cannot count open pages with store.%s()", name, exc_info=True)
-    return None
+def _open_escalations(store: Store) -> int:
+    """Open escalating pages."""
+    return len(store.open_pages())
+
 
 
 def _sends_last_hour(store: Store) -> dict[str, int]:

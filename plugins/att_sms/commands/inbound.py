@@ -24,6 +24,7 @@ from att_sms.chat.conversations import group_by_number
 from att_sms.inbound.fetcher import FetcherExited, FetcherProcess, drain_into
 from att_sms.inbound.posts import Post, build_posts
 from att_sms.store import StoredInbound
+from att_sms.text.common import UTC_CLOCK, plural, utc_time
 from att_sms.text.formatting import echo
 from att_sms.text.numbers import canonical_sender
 
@@ -240,7 +241,7 @@ class InboundPoller:
         # On Slack the post's own answer says whether the bot is in the channel.
         if not is_slack(self._bot) and not in_room(identifier):
             return f"the bot is not in {target} yet (joining); kept"
-        extra = self._inbound_notes(messages)
+        extra = self._inbound_notes(messages)  # AttSms: the pages SMS replies acknowledged
         # Shown as +E164 however the carrier wrote the sender (tel:2125551234, 2125551234).
         shown = [
             replace(m, sender_address=canonical_sender(m.sender_address, settings.default_region))
@@ -304,10 +305,6 @@ class InboundPoller:
                 return f"cannot post to {target}: {failed.reason}; kept"
         return None
 
-    def _inbound_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
-        """Notes to add to posts (by message key), e.g. an acknowledged page; none here."""
-        return {}
-
     # ----------------------------------------------------------------- !sms inbox
 
     @botcmd
@@ -341,14 +338,14 @@ class InboundPoller:
         extra = f"; {pending} still waiting to be posted" if pending else ""
         notes = "".join(f"; {reg}: {err}" for reg, err in {**errors, **problems}.items())
         backing_off = [
-            f"; {reg} is failing since {time.strftime('%H:%M UTC', time.gmtime(s.first_failure))}"
+            f"; {reg} is failing since {utc_time(s.first_failure, UTC_CLOCK)}"
             f" ({s.failures} in a row), polled less often"
             for reg, s in sorted(self._routes.items())
             if s.problem and reg not in errors and s.first_failure
         ]
         total = sum(fetched.values())
         return (
-            f"Inbox: {total} message{'s' if total != 1 else ''} arrived ({summary})"
+            f"Inbox: {plural(total, 'message')} arrived ({summary})"
             f"{extra}{notes}{''.join(backing_off)}"
         )
 

@@ -272,7 +272,7 @@ class PageCommands(PagePosts):
 
     # ----------------------------------------------------------------- acknowledgement by SMS
 
-    def _inbound_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
+    def _page_ack_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
         """Acknowledge pages from SMS replies; a note for each acknowledging message's post."""
         settings, store = self._settings, self._sms_store
         notes: dict[str, str] = {}

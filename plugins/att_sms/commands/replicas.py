@@ -31,6 +31,7 @@ from typing import Any
 from errbot import botcmd, cmdfilter
 
 from att_sms.store import Store, StoreError
+from att_sms.text.common import UTC_CLOCK_SECONDS, utc_time
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -52,7 +53,6 @@ CLAIM_SKEW = 10.0
 CLAIMS_KEPT = 3600.0
 #: A command that arrives while the plugin (re)activates waits this long for it.
 READY_WAIT = 15.0
-COMMAND_MODES = ("auto", "once", "all")
 
 
 def new_holder_id() -> str:
@@ -356,7 +356,7 @@ class ReplicaCoordination:
             holder = "nobody holds the lease (a replica takes it within a few seconds)"
         else:
             who = "this replica" if lease.holder == self._holder else "another replica"
-            since = time.strftime("%H:%M:%S UTC", time.gmtime(lease.acquired_at))
+            since = utc_time(lease.acquired_at, UTC_CLOCK_SECONDS)
             holder = (
                 f"the lease is held by {lease.holder} ({who}) since {since},"
                 f" renewed {lease.now - lease.renewed_at:.0f} s ago"

@@ -8,11 +8,12 @@ alerts about polling are in :mod:`att_sms.ops.poll_alerts`.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from att_sms.text.common import format_duration, plural
 
 __all__ = [
     "CarrierCheck",
@@ -21,7 +22,6 @@ __all__ = [
     "StoreHealth",
     "TokenState",
     "count_sends",
-    "format_duration",
     "format_health",
     "readiness",
     "short_error",
@@ -105,24 +105,6 @@ class HealthSnapshot:
 # ---------------------------------------------------------------------- text
 
 
-def format_duration(seconds: float) -> str:
-    """``23 ms``, ``45 s``, ``14 min``, ``2 h 5 min``, ``3 d 4 h``."""
-    if math.isnan(seconds) or seconds < 0:
-        return "?"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f} ms"
-    if seconds < 60:
-        return f"{seconds:.0f} s"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 24:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
-
-
 def _size(size: int | None) -> str:
     if size is None:
         return "size unknown"
@@ -138,10 +120,6 @@ def short_error(text: str | None) -> str:
     """``text`` on one line, cut to :data:`MAX_ERROR` characters ("unknown error" if empty)."""
     one = _BLANKS.sub(" ", str(text or "unknown error")).strip()
     return one if len(one) <= MAX_ERROR else one[: MAX_ERROR - 1] + "\u2026"
-
-
-def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
 def _name(reg: RegistrationHealth) -> str:
@@ -189,7 +167,7 @@ def _registration(
         what = f"no successful poll for {age}"
         if never:
             what = f"no successful poll since watching began {age} ago"
-        detail = _plural(reg.consecutive_failures, "failure")
+        detail = plural(reg.consecutive_failures, "failure")
         if reg.backoff > 0:
             detail += f", retrying every {format_duration(reg.backoff)}"
         error = short_error(reg.last_error)
@@ -204,7 +182,7 @@ def _registration(
 
 def _waiting(snapshot: HealthSnapshot, now: float, problems: list[str], fine: list[str]) -> None:
     count = snapshot.waiting_posts
-    text = f"{_plural(count, 'message')} waiting to be posted"
+    text = f"{plural(count, 'message')} waiting to be posted"
     oldest = snapshot.oldest_waiting
     if count > 0 and oldest is not None and now - oldest > WAITING_TOO_LONG:
         problems.append(f"{text}, oldest {format_duration(now - oldest)}")
@@ -216,7 +194,7 @@ def _sends(sends: Mapping[str, int], problems: list[str], fine: list[str]) -> No
     for outcome in TROUBLE_OUTCOMES:
         count = sends.get(outcome, 0)
         if count > 0:
-            problems.append(f"{_plural(count, 'send')} {outcome} in the last hour (see !sms log)")
+            problems.append(f"{plural(count, 'send')} {outcome} in the last hour (see !sms log)")
     shown = [f"{n} {o}" for o, n in sends.items() if n > 0 and o not in TROUBLE_OUTCOMES]
     fine.append("sends last hour: " + (", ".join(shown) if shown else "none"))
 
@@ -245,9 +223,9 @@ def format_health(snapshot: HealthSnapshot, now: float, stuck_after: float | Non
     if not snapshot.registrations:
         fine.append("no inbox routes")
     _waiting(snapshot, now, problems, fine)
-    fine.append(_plural(snapshot.follow_ups_open, "follow-up") + " open")
+    fine.append(plural(snapshot.follow_ups_open, "follow-up") + " open")
     if snapshot.escalations_open is not None:
-        fine.append(_plural(snapshot.escalations_open, "escalation") + " open")
+        fine.append(plural(snapshot.escalations_open, "escalation") + " open")
     _sends(snapshot.sends_last_hour, problems, fine)
     fine.extend(store_fine)  # the store reads last among the good news
     problems = credentials + blocking + problems

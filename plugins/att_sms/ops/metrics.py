@@ -239,10 +239,6 @@ class Metrics:
         if count > 0 and self._known(registration):
             self._posted.labels(registration).inc(count)
 
-    def set_inbound_waiting(self, count: float) -> None:
-        """Messages stored but not yet posted (replaces any callback)."""
-        self._readings["waiting"].set(count)
-
     def inbound_waiting_from(self, source: Callable[[], float]) -> None:
         """Read the waiting count from ``source()`` at every scrape (must be quick)."""
         self._readings["waiting"].follow(source)

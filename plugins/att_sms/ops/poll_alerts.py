@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .health import format_duration, short_error
+from att_sms.text.common import format_duration
+
+from .health import short_error
 
 __all__ = ["PollAlert", "PollAlerts"]
 

@@ -25,28 +25,17 @@ from att_sms.pages.escalation import (
     next_action,
 )
 from att_sms.sending.directory import ROTATION_PREFIX
+from att_sms.text.common import format_elapsed, plural
 from att_sms.text.formatting import neutralise
 from att_sms.text.numbers import display_number
 
 __all__ = [
     "acked_text", "cancelled_text", "event_text", "exhausted_text", "failed_text",
-    "format_duration", "interrupted_text", "list_line", "moved_on_text", "paged_text",
+    "interrupted_text", "list_line", "moved_on_text", "paged_text",
     "sms_text", "uncertain_text",
 ]  # fmt: skip
 
 Names = Mapping[str, str] | None
-
-
-def format_duration(seconds: float) -> str:
-    """``45 s``, ``3 min 12 s``, ``5 min``, ``1 h 5 min``."""
-    total = max(0, int(seconds))
-    hours, rest = divmod(total, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    if minutes:
-        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
-    return f"{secs} s"
 
 
 def party_name(party: str | None, names: Names = None) -> str:
@@ -94,7 +83,7 @@ def uncertain_text(page: Page, names: Names = None, detail: str | None = None) -
     return (
         f"Page {page.id}: the SMS to {_step_who(page, names)} ({step_label(page)}) may or may not"
         f" have gone out{why}; it is not sent again. {then} in"
-        f" {format_duration(page.escalate_after)} unless acknowledged."
+        f" {format_elapsed(page.escalate_after)} unless acknowledged."
     )
 
 
@@ -116,13 +105,13 @@ def moved_on_text(page: Page, names: Names = None) -> str:
     """Before ``advance``: the current step was not acknowledged in time."""
     return (
         f"Page {page.id}: {_step_who(page, names)} did not acknowledge within"
-        f" {format_duration(page.escalate_after)}; moving on."
+        f" {format_elapsed(page.escalate_after)}; moving on."
     )
 
 
 def acked_text(page: Page, names: Names = None, reply: str | None = None) -> str:
     """After ``acknowledge``; ``reply`` is the acknowledging SMS, if any."""
-    after = format_duration((page.acked_at or page.created_at) - page.created_at)
+    after = format_elapsed((page.acked_at or page.created_at) - page.created_at)
     said = f": {neutralise(reply, max_length=160)}" if reply and reply.strip() else ""
     return f"Page {page.id} acknowledged by {party_name(page.acked_by, names)} after {after}{said}"
 
@@ -133,7 +122,7 @@ def cancelled_text(page: Page) -> str:
 
 def exhausted_text(page: Page) -> str:
     failed = sum(1 for e in page.history if e["outcome"] == FAILED)
-    steps = f"{page.total_steps} step{'s' if page.total_steps != 1 else ''}"
+    steps = plural(page.total_steps, "step")
     note = f" ({failed} could not be sent)" if failed else ""
     return f"Page {page.id}: nobody acknowledged after {steps}{note}; the page is closed."
 
@@ -141,19 +130,19 @@ def exhausted_text(page: Page) -> str:
 def list_line(page: Page, now: float, names: Names = None) -> str:
     """One line of ``!sms pages``: step, who was paged when, what is next, the text."""
     paged = ", ".join(
-        f"{party_name(e['to'], names)} {format_duration(now - e['at'])} ago"
+        f"{party_name(e['to'], names)} {format_elapsed(now - e['at'])} ago"
         + ("" if e["outcome"] == SENT else f" ({e['outcome']})")
         for e in page.history
     )
     action = next_action(page, now)
     if action.kind == WAIT and action.at is not None:
-        upcoming = f"next step in {format_duration(action.at - now)}"
+        upcoming = f"next step in {format_elapsed(action.at - now)}"
         if not has_next(page):
-            upcoming = f"closes in {format_duration(action.at - now)}"
+            upcoming = f"closes in {format_elapsed(action.at - now)}"
     else:
         upcoming = "sending now" if action.kind in (SEND, BUSY) else "due now"
     return (
-        f"{page.id} ({step_label(page)}, open {format_duration(now - page.created_at)}):"
+        f"{page.id} ({step_label(page)}, open {format_elapsed(now - page.created_at)}):"
         f" {'paged ' + paged if paged else 'nobody paged yet'}; {upcoming}."
         f" Text: {neutralise(page.text, max_length=80)}"
     )

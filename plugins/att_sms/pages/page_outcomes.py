@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from att_sms.sending import parts as sending
 from att_sms.sending.pipeline import Delivery
 from att_sms.settings import Settings
+from att_sms.text.common import format_elapsed
 from att_sms.text.formatting import neutralise
 
 from .escalation import (
@@ -29,7 +30,7 @@ from .escalation import (
     SendOutcome,
     new_page,
 )
-from .escalation_text import acked_text, cancelled_text, exhausted_text, format_duration, list_line
+from .escalation_text import acked_text, cancelled_text, exhausted_text, list_line
 
 __all__ = [
     "ack_word",
@@ -100,7 +101,7 @@ def closed_text(page: Page, names: Mapping[str, str] | None = None) -> str:
 
 def duplicate_page_reply(earlier: Page, now: float, again_usage: str) -> str:
     """The reply to a page that repeats ``earlier`` within the de-duplication window."""
-    ago = format_duration(now - earlier.created_at)
+    ago = format_elapsed(now - earlier.created_at)
     state = "open" if earlier.state == OPEN else earlier.state
     return (
         f"Not paged again: {neutralise(earlier.created_by, max_length=60)} paged the same text to"

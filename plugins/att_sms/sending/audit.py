@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from typing import Any
+
+from att_sms.text.common import utc_time
 
 __all__ = ["format_entry"]
 
@@ -46,7 +47,7 @@ def _items(values: object) -> str:
 
 def _time(when: Any) -> str:
     try:
-        return datetime.fromtimestamp(float(when), UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return utc_time(float(when))
     except (TypeError, ValueError, OverflowError, OSError):
         return "????-??-?? ??:?? UTC"
 

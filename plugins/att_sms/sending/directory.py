@@ -1,6 +1,7 @@
 """Contacts and groups: names the on-call team can page instead of raw numbers.
 
-The whole directory is one plain, JSON-compatible dict kept in plugin storage::
+The whole directory is one plain, JSON-compatible dict (the store keeps it in its tables and
+builds this form: ``Store.directory()``)::
 
     {"contacts": {"alice": "tel:+12125551234"},
      "groups": {"oncall": ["alice", "tel:+12125550000"]}}

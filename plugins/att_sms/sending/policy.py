@@ -18,6 +18,8 @@ import math
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from att_sms.text.common import UTC_DAY, plural, utc_time
+
 __all__ = [
     "OPT_IN_WORDS",
     "OPT_OUT_WORDS",
@@ -89,16 +91,12 @@ class QuotaError(ValueError):
 
 
 def _day(now: float) -> str:
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%d")
+    return utc_time(now, UTC_DAY)
 
 
 def _next_midnight(now: float) -> float:
     today = datetime.fromtimestamp(now, UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     return (today + timedelta(days=1)).timestamp()
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def _rate_error(state: dict[str, Any], user: str, now: float, rate_limit: int) -> QuotaError | None:
@@ -110,7 +108,7 @@ def _rate_error(state: dict[str, Any], user: str, now: float, rate_limit: int) -
         return None
     resets_at = recent[len(recent) - rate_limit] + RATE_WINDOW
     return QuotaError(
-        f"rate limit reached: {user} sent {_plural(len(recent), 'message')} in the last hour"
+        f"rate limit reached: {user} sent {plural(len(recent), 'message')} in the last hour"
         f" (limit {rate_limit} an hour); resets at {_when(resets_at, now)}",
         resets_at=resets_at,
         limit="rate",
@@ -129,14 +127,14 @@ def _daily_error(
     if parts > daily_limit:
         clock, minutes = _clock(resets_at, now)
         message = (
-            f"daily limit of {_plural(daily_limit, 'part')}: this message needs "
-            f"{_plural(parts, 'part')}, more than a whole day allows (even after the "
+            f"daily limit of {plural(daily_limit, 'part')}: this message needs "
+            f"{plural(parts, 'part')}, more than a whole day allows (even after the "
             f"reset at {clock}, in {minutes} min)"
         )
     else:
         message = (
-            f"daily limit reached: {used} of {_plural(daily_limit, 'part')} sent today, "
-            f"{_plural(parts, 'more part')} would exceed it; resets at {_when(resets_at, now)}"
+            f"daily limit reached: {used} of {plural(daily_limit, 'part')} sent today, "
+            f"{plural(parts, 'more part')} would exceed it; resets at {_when(resets_at, now)}"
         )
     return QuotaError(message, resets_at=resets_at, limit="daily")
 

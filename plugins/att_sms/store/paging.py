@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from att_sms.sending import policy
+from att_sms.text.common import UTC_DAY, utc_time
 
 from .engine import Database, Tx
 from .rotations import oncall_view
@@ -208,7 +208,7 @@ def _audit_entry(row: tuple) -> dict[str, Any]:
 
 
 def _day(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d")
+    return utc_time(when, UTC_DAY)
 
 
 def _add_day_units(tx: Tx, day: str, units: int) -> None:

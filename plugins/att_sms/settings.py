@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
+from att_sms.carrier.transport import is_loopback_host
 from att_sms.chat.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
 from att_sms.rotations import RotationError, parse_zone
 from att_sms.sending.policy import OPT_IN_WORDS, OPT_OUT_WORDS
@@ -339,24 +340,13 @@ def _url(raw: Any) -> str:
         raise SettingsError("API_BASE_URL", f"must be an http(s) URL, got {raw!r}")
     if parts.username or parts.password:
         raise SettingsError("API_BASE_URL", "must not carry credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise SettingsError(
             "API_BASE_URL",
             f"plain http:// to {parts.hostname or ''!r} would send the client secret in clear; "
             "use https:// (http:// is allowed only to loopback: 127.0.0.0/8, ::1, localhost)",
         )
     return raw.strip().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def _poll_interval(raw: Any) -> float:

@@ -198,10 +198,15 @@ def build_session(
 def _is_loopback_url(base_url: str) -> bool:
     """True when *base_url* names this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
     host = (urlsplit(base_url).hostname or "").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    return host.endswith(".localhost") or is_loopback_host(host)
+
+
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ``::1``, IPv4-mapped; ``[]`` ok)."""
+    if host.lower() == "localhost":
         return True
     try:
-        address = ipaddress.ip_address(host)
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
     mapped = getattr(address, "ipv4_mapped", None)

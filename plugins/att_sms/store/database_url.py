@@ -16,9 +16,10 @@ when psycopg is installed, else the same rules written out here), never on a pat
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, unquote
+
+from att_sms.carrier.transport import is_loopback_host
 
 TLS_MODES = ("verify", "require", "off")
 VERIFIED_SSLMODES = ("verify-full", "verify-ca")
@@ -92,14 +93,7 @@ def _host_and_port(netloc: str) -> tuple[str, str]:
 def is_local_host(host: str) -> bool:
     """A Unix socket (a path, or libpq's default when no host is given) or a loopback address."""
     host = host.strip()
-    if not host or host.startswith(("/", "@")) or host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
+    return not host or host.startswith(("/", "@")) or is_loopback_host(host)
 
 
 def remote_hosts(params: Mapping[str, str], env: Mapping[str, str]) -> list[str]:

@@ -250,14 +250,7 @@ class InboundPoller:
         note_of = lambda m: "; ".join(n for n in (m.note, extra.get(m.key)) if n) or None  # noqa: E731
         if threads_enabled(self._bot, settings):
             return self._post_in_threads(registration, target, identifier, shown, note_of)
-        posts = build_posts(
-            shown,
-            combine_above=settings.combine_above,
-            name_of=store.name_of_sender,
-            handle_of=_handle_of,
-            note_of=note_of,
-        )
-        for post in posts:
+        for post in self._posts_of(shown, note_of):
             try:
                 post_confirmed(self._bot, identifier, post.text)
             except PostFailed as exc:
@@ -268,6 +261,16 @@ class InboundPoller:
             self.metrics.inbound_posted(registration, len(post.keys))
         return None
 
+    def _posts_of(self, messages: list[StoredInbound], note_of: Any) -> list[Post]:
+        """The chat posts of ``messages`` (one each, or combined when many)."""
+        return build_posts(
+            messages,
+            combine_above=self._settings.combine_above,
+            name_of=self._sms_store.name_of_sender,
+            handle_of=_handle_of,
+            note_of=note_of,
+        )
+
     def _post_in_threads(
         self,
         registration: str,
@@ -277,7 +280,7 @@ class InboundPoller:
         note_of: Any,
     ) -> str | None:
         """Each number's messages in its conversation's thread (Slack); in order per number."""
-        settings, store = self._settings, self._sms_store
+        store = self._sms_store
         poster = self._conversation_poster()
 
         def posted(post: Post) -> None:
@@ -285,13 +288,7 @@ class InboundPoller:
             self.metrics.inbound_posted(registration, len(post.keys))
 
         for number, messages in group_by_number(shown, lambda m: m.sender_address):
-            posts = build_posts(
-                messages,
-                combine_above=settings.combine_above,
-                name_of=store.name_of_sender,
-                handle_of=_handle_of,
-                note_of=note_of,
-            )
+            posts = self._posts_of(messages, note_of)
             try:
                 failed = poster.post_inbound(
                     identifier, number, posts,

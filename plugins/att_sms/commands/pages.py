@@ -58,15 +58,15 @@ from att_sms.pages.page_outcomes import (
     step_outcome,
 )
 from att_sms.sending import directory
-from att_sms.sending.pipeline import AGAIN_FLAG, Context, NotActive, SendRequest, dedup_key
+from att_sms.sending.pipeline import Context, NotActive, SendRequest, dedup_key
 from att_sms.store import DuplicatePage, Store, StoredInbound
-from att_sms.text.arguments import USAGE_SEND, ArgumentError, split_recipients_and_text
+from att_sms.text.arguments import USAGE_SEND, ArgumentError
 from att_sms.text.formatting import echo
 from att_sms.text.numbers import NumberError, canonical_sender
 from att_sms.text.splitting import MessageError, describe_cost, normalise_text, plan_message
 
 from .page_posts import PagePosts
-from .sending import take_flag
+from .sending import send_words
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -336,9 +336,8 @@ class PageCommands(PagePosts):
         """
         if self._settings is None:
             return self._not_configured()
-        again, rest = take_flag(args, AGAIN_FLAG)
         try:
-            tokens, text = split_recipients_and_text(rest)
+            again, tokens, text = send_words(args)
         except ArgumentError as exc:
             return f"Not paged: {echo(str(exc).replace(USAGE_SEND, USAGE_PAGE), 300)}"
         self._begin_command()

@@ -59,9 +59,8 @@ class SendCommands:
         """
         if self._settings is None:
             return self._not_configured()
-        again, args = take_flag(args, AGAIN_FLAG)
         try:
-            tokens, text = split_recipients_and_text(args)
+            again, tokens, text = send_words(args)
         except ArgumentError as exc:
             return f"Not sent: {echo(str(exc), 300)}"
         return self._in_conversation(
@@ -195,6 +194,13 @@ class SendCommands:
         if not entries:
             return "No sends recorded yet."
         return "\n".join(audit.format_entry(entry) for entry in entries)
+
+
+def send_words(args: str) -> tuple[bool, list[str], str]:
+    """``[--again] <to>[,<to>...] <text>`` as (again, recipients, text); ``ArgumentError``."""
+    again, rest = take_flag(args, AGAIN_FLAG)
+    tokens, text = split_recipients_and_text(rest)
+    return again, tokens, text
 
 
 def take_flag(args: str, flag: str) -> tuple[bool, str]:

@@ -18,7 +18,6 @@ from typing import Any
 
 from errbot import botcmd
 
-from att_sms.pages.ack_answers import AckAnswers
 from att_sms.pages.escalation import (
     BUSY,
     FAILED,
@@ -30,10 +29,8 @@ from att_sms.pages.escalation import (
     WAIT,
     Page,
     SendOutcome,
-    ack_target,
     acknowledge,
     cancel,
-    is_ack,
     next_action,
     parse_page_id,
     record_send,
@@ -57,12 +54,13 @@ from att_sms.pages.page_outcomes import (
     started_reply,
     step_outcome,
 )
+from att_sms.pages.sms_acks import CONFLICT_RETRIES, SmsAcks, page_names
 from att_sms.sending import directory
 from att_sms.sending.pipeline import Context, NotActive, SendRequest, dedup_key
 from att_sms.store import DuplicatePage, Store, StoredInbound
 from att_sms.text.arguments import USAGE_SEND, ArgumentError
 from att_sms.text.formatting import echo
-from att_sms.text.numbers import NumberError, canonical_sender
+from att_sms.text.numbers import NumberError
 from att_sms.text.splitting import MessageError, describe_cost, normalise_text, plan_message
 
 from .page_posts import PagePosts
@@ -72,7 +70,6 @@ log = logging.getLogger("errbot.plugins.AttSms")
 
 PAGES_TICK = 1.0  # how often the poller looks for due pages and queued posts
 PAGES_LOCK_WAIT = 60.0
-CONFLICT_RETRIES = 5  # an ack or cancel that lost a race to another writer tries again
 LARGEST_PAGE_NUMBER = 999_999_999  # sizes the SMS check before the page has its number
 USAGE_PAGE = "usage: !sms page [--again] <to>[,<to>...] <text>"
 _OUTCOME_METRIC = {SENT: "sent", UNCERTAIN: "uncertain", FAILED: "refused"}
@@ -154,7 +151,7 @@ class PageCommands(PagePosts):
             if page.send_state != SENDING:
                 continue
             recovered = recover_interrupted(page, store.now())
-            text = interrupted_text(recovered, self._page_names(store, page))
+            text = interrupted_text(recovered, page_names(store, page))
             if store.save_page(recovered, expected_version=page.version, posts=[text]):
                 log.warning("AttSms page %s was interrupted mid-send; not sent again", page.id)
         if only is not None:
@@ -177,7 +174,7 @@ class PageCommands(PagePosts):
     def _run_page(self, ctx: Context, page: Page, generation: int, *, queue: bool) -> list[str]:
         """Apply what is due to ``page``; the room posts it made (queued when ``queue``)."""
         store = ctx.store
-        names = self._page_names(store, page)
+        names = page_names(store, page)
         texts: list[str] = []
         current = page
 
@@ -260,68 +257,14 @@ class PageCommands(PagePosts):
         self.metrics.record_send(_OUTCOME_METRIC[outcome.outcome])
         return outcome
 
-    @staticmethod
-    def _page_names(store: Store, page: Page) -> dict[str, str]:
-        """Contact names of the page's numbers (for posts)."""
-        numbers = [*page.recipients, page.acked_by or ""]
-        found = {tel: store.name_of(tel) for tel in numbers if tel.startswith("tel:")}
-        if any(directory.rotation_of(r) for r in page.recipients):  # whoever a step reaches
-            for name, tel in sorted(store.directory()["contacts"].items(), reverse=True):
-                found[tel] = name  # the alphabetically first name of a number wins
-        return {tel: name for tel, name in found.items() if name}
-
     # ----------------------------------------------------------------- acknowledgement by SMS
 
     def _page_ack_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
         """Acknowledge pages from SMS replies; a note for each acknowledging message's post."""
         settings, store = self._settings, self._sms_store
-        notes: dict[str, str] = {}
-        if settings is None or store is None or not settings.ack_words:
-            return notes
-        for message in messages:
-            try:
-                note = self._ack_by_sms(store, message, settings.ack_words, settings.default_region)
-            except Exception:  # never hold back the inbound posts
-                log.exception("AttSms could not check %s for an acknowledgement", message.key)
-                continue
-            if note:
-                notes[message.key] = note
-        return notes
-
-    def _ack_by_sms(
-        self, store: Store, message: StoredInbound, ack_words: tuple[str, ...], region: str
-    ) -> str | None:
-        acks, named = is_ack(message.message, ack_words)
-        if not acks:
-            return None
-        earlier = store.page_acked_by_message(message.key)  # a post being retried
-        if earlier is not None:
-            return f"acknowledges page {earlier.id}"
-        sender = canonical_sender(message.sender_address, region)
-        answers = self._ack_answers(store)
-        for _ in range(CONFLICT_RETRIES):
-            page = ack_target(store.open_pages(), sender, named)
-            if page is None:
-                break
-            acked = acknowledge(page, sender, store.now())
-            text = acked_text(acked, self._page_names(store, acked), reply=message.message)
-            self._mark_page_ack(acked.id, acked.room, text)
-            if store.save_page(
-                acked, expected_version=page.version, posts=[text], ack_key=message.key
-            ):
-                if answers is not None:
-                    answers.acknowledged(message, sender, acked)
-                return f"acknowledges page {acked.id}"
-        if answers is not None:
-            answers.not_acknowledged(message, sender, named)
-        return f"not an acknowledgement: no open page {named} texted this number" if named else None
-
-    def _ack_answers(self, store: Store) -> AckAnswers | None:
-        """The SMS answers to acknowledgements (``ACK_CONFIRM``), or None when off."""
-        settings = self._settings
-        if settings is None or not settings.ack_confirm:
-            return None
-        return AckAnswers(store, ack_word(settings), store.name_of)
+        if settings is None or store is None:
+            return {}
+        return SmsAcks(store, settings, self._mark_page_ack).notes(messages)
 
     # ----------------------------------------------------------------- commands
 
@@ -413,7 +356,7 @@ class PageCommands(PagePosts):
         if not pages:
             return "No open pages."
         now = store.now()
-        return "\n".join(list_line(p, now, self._page_names(store, p)) for p in pages)
+        return "\n".join(list_line(p, now, page_names(store, p)) for p in pages)
 
     def _close_page(
         self, msg: Any, args: str, verb: str, close: Callable[[Page, str, float], Page]
@@ -432,7 +375,7 @@ class PageCommands(PagePosts):
             page = store.get_page(page_id)
             if page is None:
                 return f"No page {page_id}."
-            names = self._page_names(store, page)
+            names = page_names(store, page)
             if page.state != OPEN:
                 return closed_text(page, names)
             closed = close(page, user, store.now())

@@ -242,7 +242,10 @@ def _error_from(answer: dict[str, Any]) -> AttSmsError:
 
 
 def serve(stdin: IO[bytes], stdout: IO[bytes]) -> int:
-    """The child's loop: settings line, then one fetch per request line, until end of input."""
+    """The child's loop: settings line, then one fetch per request line, until end of input.
+
+    Just over 50 lines: opening the store and client, the loop and closing both read best
+    as one piece (the child has nothing else)."""
     first = stdin.readline()
     if not first:
         return 0

@@ -159,6 +159,12 @@ class NumberRules:
         return known
 
     def _parse(self, raw: str) -> str:
+        """``raw`` as ``tel:+E164``, or ``NumberError`` saying why not.
+
+        About 55 lines on purpose: the checks run in the order a person reads a number
+        (type, empty, ``tel:`` URI, characters, length, parse, region, validity), each
+        with its own message; split, the order that the messages depend on would be lost.
+        """
         if not isinstance(raw, str):
             raise NumberError(repr(raw), "not a phone number")
         text = raw.strip()

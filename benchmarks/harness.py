@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
-from att_sms.client import OUTBOX_PATH, TOKEN_PATH, AttSmsClient
+from att_sms.carrier.client import OUTBOX_PATH, TOKEN_PATH, AttSmsClient
 
 from carrier_sandbox import Sandbox
 

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from att_sms.plugin_sending import FOLLOW_UP_FIRST, dedup_key
+from att_sms.sending.pipeline import FOLLOW_UP_FIRST, dedup_key
 from att_sms.store import FollowUp
 
 from benchmarks.botrun import ask, running_bot, settle, storage_in_use, store_of

@@ -30,8 +30,9 @@ for _path in (REPO / "plugins", REPO, REPO / "tests"):
     if str(_path) not in sys.path:
         sys.path.insert(0, str(_path))
 
-import att_sms.directory as directory_module  # noqa: E402
-import att_sms.plugin_sending as sending_module  # noqa: E402
+import att_sms.commands.sending as sending_module  # noqa: E402
+import att_sms.sending.directory as directory_module  # noqa: E402
+import att_sms.sending.pipeline as pipeline_module  # noqa: E402
 from att_sms.store import Store  # noqa: E402
 
 from benchmarks.botrun import ask, bot_environment, errbot_logs_to, running_bot, settle  # noqa: E402
@@ -43,11 +44,11 @@ STAGES: list[tuple[Any, str]] = [
     (Store, "opted_out"),
     (Store, "recent_send"),
     (Store, "reserve_quota"),
-    (sending_module, "plan_message"),
+    (pipeline_module, "plan_message"),
     (directory_module, "resolve"),
-    (sending_module, "send_parts"),
-    (sending_module.SendCommands, "_record_send"),
-    (sending_module.SendCommands, "_guarded_page"),
+    (pipeline_module, "send_parts"),
+    (pipeline_module.SendPipeline, "_record"),
+    (sending_module.SendCommands, "_guarded_send"),
 ]
 
 
@@ -90,7 +91,7 @@ def main(count: int = 600) -> str:
                             _sent(ask(bot, f"!sms send {ONE_NUMBER} profile {i}")[0])
                         for owner, name, original in originals:
                             setattr(owner, name, original)
-                        page = sending_module.SendCommands._guarded_page
+                        page = sending_module.SendCommands._guarded_send
 
                         def profiled(self: Any, msg: Any, **kwargs: Any) -> Any:
                             profile.enable()
@@ -99,7 +100,7 @@ def main(count: int = 600) -> str:
                             finally:
                                 profile.disable()
 
-                        sending_module.SendCommands._guarded_page = profiled
+                        sending_module.SendCommands._guarded_send = profiled
                         for i in range(count):
                             _sent(ask(bot, f"!sms send {ONE_NUMBER} profiled {i}")[0])
                     finally:
@@ -108,7 +109,7 @@ def main(count: int = 600) -> str:
                     settle(bot, 1.0)
         finally:
             sandbox.stop()
-    lines = [f"{count} x !sms send, p50 per stage (the pipeline: _guarded_page):"]
+    lines = [f"{count} x !sms send, p50 per stage (the pipeline: _guarded_send):"]
     measured = {name: values for name, values in times.items() if values}
     for name, values in sorted(measured.items(), key=lambda item: -statistics.median(item[1])):
         lines.append(

@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from att_sms.splitting import plan_message
+from att_sms.text.splitting import plan_message
 
 from benchmarks.botrun import ask, settle
 from benchmarks.harness import (
@@ -163,7 +163,7 @@ def send_figures(results: dict[str, dict[str, Any]]) -> list[Figure]:
                     and rnd["largest_request"] <= fanp["max_recipients"]
                     and rnd["parts_to_everyone"] == rnd["parts"],
                     f"answer was: {rnd['answer_head']!r}; the plugin must send each part in "
-                    "requests of at most MAX_RECIPIENTS addresses (att_sms.sending.send_parts).",
+                    "requests of at most MAX_RECIPIENTS addresses (att_sms.sending.parts.send_parts).",
                 )
             )
     own = results.get("own_cost")

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from alertkit import alert, body, notification
-from att_sms import escalation as esc
 from att_sms.alerts.intake import AlertConfig, AlertIntake
 from att_sms.alerts.routes import parse_alert_routes
+from att_sms.pages import escalation as esc
 from att_sms.store import Store
 
 pytest_plugins = ["pgserver"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from att_sms.arguments import ArgumentError, single_word, split_recipients_and_text
+from att_sms.text.arguments import ArgumentError, single_word, split_recipients_and_text
 from hypothesis import given
 from hypothesis import strategies as st
 

@@ -1,11 +1,11 @@
-"""Tests for att_sms.audit: the one-line format of an audit log entry."""
+"""Tests for att_sms.sending.audit: the one-line format of an audit log entry."""
 
 from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
 
-from att_sms import audit
+from att_sms.sending import audit
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

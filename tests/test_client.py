@@ -17,8 +17,14 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
-from att_sms.client import AttSmsClient, DeliveryInfo, InboundBatch, InboundMessage, SendResult
-from att_sms.errors import (
+from att_sms.carrier.client import (
+    AttSmsClient,
+    DeliveryInfo,
+    InboundBatch,
+    InboundMessage,
+    SendResult,
+)
+from att_sms.carrier.errors import (
     AttSmsError,
     AuthenticationError,
     CarrierError,
@@ -813,7 +819,7 @@ def test_no_secret_in_repr_or_debug_log(
     sandbox.expire_tokens()
     client.delivery_status(client.send([ALICE], "secretive").message_id)
     assert len(client._issued) == 2
-    assert any(r.name == "att_sms.client" for r in caplog.records)
+    assert any(r.name == "att_sms.carrier.client" for r in caplog.records)
     for value in (client_secret, *client._issued):
         assert value not in caplog.text
         assert value not in repr(client._tokens.get())

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from att_sms.conversations import (
+from att_sms.chat.conversations import (
     DEFAULT_THREAD_BROADCAST,
     EVERY_REPLY,
     FIRST_REPLY,

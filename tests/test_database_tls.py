@@ -18,9 +18,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from att_sms import database_url as dbu
 from att_sms.settings import SettingsError, parse_settings
 from att_sms.store import StoreError, open_store
+from att_sms.store import database_url as dbu
 from pgserver import PgServer, pg_server, pg_url  # noqa: F401  (fixtures)
 
 ENV = {"ATT_CLIENT_SECRET": "s3cret-value"}
@@ -187,8 +187,8 @@ class DecliningServer:
                 return
             length, code = struct.unpack("!II", head)
             if code in (SSL_REQUEST, GSSENC_REQUEST) and length == 8:
+                self.declined += 1  # before the answer: the client may be done once it reads it
                 conn.sendall(b"N")
-                self.declined += 1
                 continue
             self.received += head + _read(conn, length - 8)  # the startup message
             conn.sendall(b"R" + struct.pack("!II", 8, 3))  # AuthenticationCleartextPassword

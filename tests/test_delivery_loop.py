@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 from alertkit import notification
-from att_sms.delivery_loop import undeliverable
-from att_sms.escalation import FAILED, SENT, begin_send, new_page, record_send
+from att_sms.pages.delivery_loop import undeliverable
+from att_sms.pages.escalation import FAILED, SENT, begin_send, new_page, record_send
 from test_alerts_http import AlertBot, send, sms_to, start_alert_bot, wait_for
 
 DEAD = "tel:+12125559999"  # the sandbox reports DeliveryImpossible for numbers ending 9999

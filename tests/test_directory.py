@@ -1,4 +1,4 @@
-"""Tests for att_sms.directory: contacts, groups and recipient resolution."""
+"""Tests for att_sms.sending.directory: contacts, groups and recipient resolution."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import dataclasses
 import json
 
 import pytest
-from att_sms import directory as d
-from att_sms.directory import DirectoryError, Recipient
-from att_sms.numbers import NumberRules
+from att_sms.sending import directory as d
+from att_sms.sending.directory import DirectoryError, Recipient
+from att_sms.text.numbers import NumberRules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -251,7 +251,7 @@ def test_plugin_reload_loads_the_whole_package(
     try:
         assert b.configure(sandbox_config(sandbox, client_id)) == "Plugin configuration done."
         assert "Unknown sms command" in b.ask("!sms nothing")
-        module = copy / "plugins" / "att_sms" / "formatting.py"
+        module = copy / "plugins" / "att_sms" / "text" / "formatting.py"
         text = module.read_text()
         module.write_text(
             text.replace(

@@ -1,4 +1,4 @@
-"""Tests for att_sms.escalation and att_sms.escalation_text: escalating pages on a fake clock."""
+"""Tests for att_sms.pages.escalation and att_sms.pages.escalation_text: escalating pages on a fake clock."""
 
 from __future__ import annotations
 
@@ -7,18 +7,18 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
-from att_sms import escalation as esc
-from att_sms.escalation import EscalationError, Page, SendOutcome
-from att_sms.escalation_text import (
+from att_sms.pages import escalation as esc
+from att_sms.pages.escalation import EscalationError, Page, SendOutcome
+from att_sms.pages.escalation_text import (
     acked_text,
     cancelled_text,
     event_text,
-    format_duration,
     interrupted_text,
     list_line,
     sms_text,
 )
-from att_sms.formatting import neutralise
+from att_sms.text.common import format_elapsed
+from att_sms.text.formatting import neutralise
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
@@ -391,8 +391,8 @@ def test_ack_target_newest_open_page_that_paged_the_sender() -> None:
     [(0, "0 s"), (45.9, "45 s"), (60, "1 min"), (192, "3 min 12 s"), (3600, "1 h"),
      (3900, "1 h 5 min"), (-5, "0 s")],
 )  # fmt: skip
-def test_format_duration(seconds: float, shown: str) -> None:
-    assert format_duration(seconds) == shown
+def test_format_elapsed(seconds: float, shown: str) -> None:
+    assert format_elapsed(seconds) == shown
 
 
 def test_inbound_parts_are_neutralised() -> None:

@@ -12,8 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from att_sms.errors import CarrierUnavailable, NotFoundError
-from att_sms.fetcher import FetcherProcess
+from att_sms.carrier.errors import CarrierUnavailable, NotFoundError
+from att_sms.inbound.fetcher import FetcherProcess
 from att_sms.store import open_store
 
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
@@ -80,7 +80,7 @@ def test_carrier_errors_cross_the_pipe(sandbox, client_id, client_secret, tmp_pa
 _BOT = textwrap.dedent(
     """
     import json, sys
-    from att_sms.fetcher import FetcherProcess
+    from att_sms.inbound.fetcher import FetcherProcess
     f = FetcherProcess(json.loads(sys.argv[1]), reply_timeout=30)
     print("fetching", f._proc.pid, flush=True)
     f.fetch("reg")
@@ -158,7 +158,7 @@ def test_a_child_that_stops_answering_is_replaced(
 def test_a_child_that_cannot_run_is_reported(
     sandbox, client_id, client_secret, tmp_path, monkeypatch
 ) -> None:
-    from att_sms import fetcher as fetcher_module
+    from att_sms.inbound import fetcher as fetcher_module
 
     monkeypatch.setattr(
         fetcher_module, "CHILD_COMMAND", [sys.executable, "-c", "raise SystemExit(3)"]

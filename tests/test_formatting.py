@@ -1,11 +1,11 @@
-"""Tests for att_sms.formatting: untrusted inbound text made inert."""
+"""Tests for att_sms.text.formatting: untrusted inbound text made inert."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from att_sms.formatting import DEFAULT_MAX_LENGTH, echo, format_inbound, neutralise
+from att_sms.text.formatting import DEFAULT_MAX_LENGTH, echo, format_inbound, neutralise
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 

@@ -1,11 +1,11 @@
-"""Tests for att_sms.gsm: the GSM 03.38 alphabet, smart replacement, segment arithmetic."""
+"""Tests for att_sms.text.gsm: the GSM 03.38 alphabet, smart replacement, segment arithmetic."""
 
 from __future__ import annotations
 
 import string
 
 import pytest
-from att_sms import gsm
+from att_sms.text import gsm
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

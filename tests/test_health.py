@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from att_sms.health import (
+from att_sms.ops.health import (
     CarrierCheck,
     HealthSnapshot,
     RegistrationHealth,
     StoreHealth,
     TokenState,
     count_sends,
-    format_duration,
     format_health,
     readiness,
     stuck_bound,
 )
-from att_sms.poll_alerts import PollAlerts
+from att_sms.ops.poll_alerts import PollAlerts
+from att_sms.text.common import format_duration
 
 NOW = 1_776_592_800.0
 

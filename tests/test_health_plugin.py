@@ -14,8 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from att_sms.client import AttSmsClient
-from att_sms.errors import AuthenticationError, CarrierUnavailable
+from att_sms.carrier.client import AttSmsClient
+from att_sms.carrier.errors import AuthenticationError, CarrierUnavailable
 from botkit import Bot, sandbox_config
 from prometheus_client.parser import text_string_to_metric_families
 

@@ -16,13 +16,13 @@ from typing import Any
 
 import att_sms
 import pytest
-from att_sms.log_safety import EscapeControls, escape
+from att_sms.ops.log_safety import EscapeControls, escape
 from botkit import Bot
 from test_small_leaks import FakeServer, reply, token_answer
 
 HOSTILE = "\x1b[2J\x1b[31mpwned\nERROR errbot.core forged line\r\u202eevil\u2028x\x85y\x07"
 #: Modules whose log lines are escaped elsewhere (the metrics server: its request log).
-ESCAPED_ELSEWHERE = {"att_sms.metrics_server"}
+ESCAPED_ELSEWHERE = {"att_sms.ops.metrics_server"}
 
 
 def test_escape_makes_every_unsafe_character_visible() -> None:
@@ -50,8 +50,8 @@ def test_every_plugin_logger_escapes() -> None:
 
 
 def test_arguments_messages_and_exceptions_are_escaped(caplog: pytest.LogCaptureFixture) -> None:
-    log = logging.getLogger("att_sms.client")
-    with caplog.at_level(logging.INFO, logger="att_sms.client"):
+    log = logging.getLogger("att_sms.carrier.client")
+    with caplog.at_level(logging.INFO, logger="att_sms.carrier.client"):
         log.warning("carrier said: %s (%d)", HOSTILE, 7)
         log.warning(f"built without arguments: {HOSTILE}")  # noqa: G004
         try:

@@ -12,11 +12,11 @@ from dataclasses import replace
 
 import pytest
 import requests
-from att_sms.client import AttSmsClient
-from att_sms.errors import AttSmsError
-from att_sms.health import HealthSnapshot, RegistrationHealth, StoreHealth, readiness
-from att_sms.metrics import Metrics
-from att_sms.metrics_server import MetricsServer, MetricsServerError
+from att_sms.carrier.client import AttSmsClient
+from att_sms.carrier.errors import AttSmsError
+from att_sms.ops.health import HealthSnapshot, RegistrationHealth, StoreHealth, readiness
+from att_sms.ops.metrics import Metrics
+from att_sms.ops.metrics_server import MetricsServer, MetricsServerError
 from prometheus_client.parser import text_string_to_metric_families
 
 INBOX = "/sms/v3/messaging/inbox"

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from att_sms import metrics_server
-from att_sms.metrics_server import MetricsServer, escape_controls
+from att_sms.ops import metrics_server
+from att_sms.ops.metrics_server import MetricsServer, escape_controls
 
 
 def render() -> tuple[bytes, str]:
@@ -86,12 +86,12 @@ def test_connections_over_the_cap_are_closed_at_once(server: MetricsServer) -> N
 def test_log_lines_escape_control_characters(
     server: MetricsServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="att_sms.metrics_server")
+    caplog.set_level(logging.DEBUG, logger="att_sms.ops.metrics_server")
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(b"GET /\x1b[31mred\x07\x85 HTTP/1.0\r\n\r\n")
         while sock.recv(1024):
             pass
-    lines = [r.getMessage() for r in caplog.records if r.name == "att_sms.metrics_server"]
+    lines = [r.getMessage() for r in caplog.records if r.name == "att_sms.ops.metrics_server"]
     logged = [line for line in lines if "red" in line]
     assert logged, lines
     for line in logged:

@@ -1,12 +1,12 @@
-"""Tests for att_sms.numbers: parsing, validation, normalisation, display."""
+"""Tests for att_sms.text.numbers: parsing, validation, normalisation, display."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from att_sms import numbers
-from att_sms.numbers import (
+from att_sms.text import numbers
+from att_sms.text.numbers import (
     NumberError,
     NumberRules,
     canonical_sender,

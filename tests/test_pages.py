@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from att_sms import escalation as esc
-from att_sms.formatting import neutralise
+from att_sms.pages import escalation as esc
 from att_sms.store import DuplicatePage, Store, open_store
+from att_sms.text.formatting import neutralise
 from botkit import Bot, sandbox_config
 
 if TYPE_CHECKING:

@@ -528,7 +528,7 @@ def test_quick_reactivation_during_a_slow_poll_leaves_one_poller(
 
 
 def test_inbox_still_works_when_no_fetch_child_can_run(ready: Bot, sandbox, monkeypatch) -> None:
-    from att_sms import fetcher
+    from att_sms.inbound import fetcher
 
     monkeypatch.setattr(fetcher, "CHILD_COMMAND", [sys.executable, "-c", "raise SystemExit(3)"])
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "fetched in-process")

@@ -1,4 +1,4 @@
-"""Tests for att_sms.policy: opt-out keywords, send quotas."""
+"""Tests for att_sms.sending.policy: opt-out keywords, send quotas."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import copy
 from datetime import UTC, datetime
 
 import pytest
-from att_sms import policy as p
-from att_sms.policy import QuotaError
+from att_sms.sending import policy as p
+from att_sms.sending.policy import QuotaError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

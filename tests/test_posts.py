@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from att_sms.posts import build_posts
+from att_sms.inbound.posts import build_posts
 from att_sms.store import StoredInbound
 
 
@@ -38,7 +38,7 @@ def test_combined_above_threshold_and_capped() -> None:
 
 def test_the_plugins_note_is_on_a_line_no_sms_can_start() -> None:
     """An SMS that reads like the plugin's note still reads as the sender's text."""
-    from att_sms.posts import NOTE_MARK, render_line
+    from att_sms.inbound.posts import NOTE_MARK, render_line
     from errbot.rendering import imtext, text
 
     forged = stored(7, "ok on it (acknowledges page P7)")

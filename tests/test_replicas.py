@@ -17,8 +17,8 @@ from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from att_sms import plugin_replicas
-from att_sms.plugin_replicas import LEASE_NAME, LeaderLease, command_fingerprint, command_mode
+from att_sms.commands import replicas as plugin_replicas
+from att_sms.commands.replicas import LEASE_NAME, LeaderLease, command_fingerprint, command_mode
 from att_sms.store import Store
 from botkit import Bot, sandbox_config
 
@@ -285,7 +285,7 @@ def test_quota_reservations_from_two_stores_at_once_respect_one_limit(
     pg_url: str, pg_server: PgServer, tmp_path: Path
 ) -> None:
     # Imported here: a bot started earlier in this process may have reloaded the package.
-    from att_sms.policy import QuotaError
+    from att_sms.sending.policy import QuotaError
     from att_sms.store import open_store
 
     views = [

@@ -13,8 +13,8 @@ from functools import cache
 from zoneinfo import ZoneInfo
 
 import pytest
-from att_sms import escalation as esc
-from att_sms.escalation_text import event_text, list_line
+from att_sms.pages import escalation as esc
+from att_sms.pages.escalation_text import event_text, list_line
 from att_sms.rotations import (
     Override,
     Rotation,

@@ -13,7 +13,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from att_sms.formatting import neutralise
+from att_sms.text.formatting import neutralise
 from botkit import Bot, sandbox_config
 
 ALICE, BOB, CAROL = "tel:+12125550101", "tel:+12125550102", "tel:+12125550103"

@@ -1,4 +1,4 @@
-"""The send pipeline (att_sms.sending) and idle connections, over real HTTP.
+"""The send pipeline (att_sms.sending.parts) and idle connections, over real HTTP.
 
 The pipeline talks to the carrier sandbox (which refuses a whole request for one
 landline ``...0000`` or unreachable ``...1111`` address, or more than 10 addresses).
@@ -17,8 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from att_sms.client import KEEPALIVE_IDLE, AttSmsClient
-from att_sms.sending import (
+from att_sms.carrier.client import KEEPALIVE_IDLE, AttSmsClient
+from att_sms.sending.parts import (
     NOT_SENT,
     REFUSED,
     SENT,

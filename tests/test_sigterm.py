@@ -13,8 +13,8 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from att_sms import sigterm
-from att_sms.sigterm import (
+from att_sms.ops import sigterm
+from att_sms.ops.sigterm import (
     forget_before_shutdown,
     install_sigterm_shutdown,
     is_ours,

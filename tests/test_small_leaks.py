@@ -19,10 +19,10 @@ from typing import Any
 from urllib.parse import quote, quote_plus
 
 import pytest
-from att_sms.answer_limits import MAX_ANSWER_BYTES, MAX_STORED_TEXT, AnswerTooLarge
-from att_sms.client import AttSmsClient
-from att_sms.errors import AuthenticationError, ProtocolError
-from att_sms.fetcher import drain_into
+from att_sms.carrier.answer_limits import MAX_ANSWER_BYTES, MAX_STORED_TEXT, AnswerTooLarge
+from att_sms.carrier.client import AttSmsClient
+from att_sms.carrier.errors import AuthenticationError, ProtocolError
+from att_sms.inbound.fetcher import drain_into
 from att_sms.store import open_store
 
 from carrier_sandbox import Sandbox

@@ -1,13 +1,13 @@
-"""Tests for att_sms.splitting: SMS parts with (i/n) markers."""
+"""Tests for att_sms.text.splitting: SMS parts with (i/n) markers."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from att_sms import gsm
-from att_sms.gsm import is_gsm7, segment_count
-from att_sms.splitting import (
+from att_sms.text import gsm
+from att_sms.text.gsm import is_gsm7, segment_count
+from att_sms.text.splitting import (
     MessageError,
     MessagePlan,
     describe_cost,

@@ -11,11 +11,11 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from att_sms import directory, policy
-from att_sms.client import InboundMessage
-from att_sms.numbers import NumberRules
+from att_sms.carrier.client import InboundMessage
+from att_sms.sending import directory, policy
 from att_sms.store import FollowUp, Store, StoreError, handle_for, message_key, open_store
 from att_sms.store.inbound import OPT_NOTES, seq_of_handle
+from att_sms.text.numbers import NumberRules
 
 #: The fixtures engine, pg_server and pg_url (one PostgreSQL server per test session).
 pytest_plugins = ["pgserver"]
@@ -565,7 +565,7 @@ def test_a_new_sqlite_file_opened_by_several_at_once(tmp_path: Any) -> None:
 CHILD = textwrap.dedent(
     """
     import sys
-    from att_sms.client import InboundMessage
+    from att_sms.carrier.client import InboundMessage
     from att_sms.store import open_store
     store = open_store(sys.argv[1], database_url=sys.argv[2])
     for n in range(150):

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from att_sms import policy
-from att_sms.client import InboundMessage
+from att_sms.carrier.client import InboundMessage
+from att_sms.sending import policy
 from att_sms.store import FollowUp, Store, handle_for
 from att_sms.store.legacy import IMPORTED_KEY, import_legacy, legacy_ledger_path
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import pytest
-from att_sms import directory
-from att_sms.numbers import NumberRules
-from att_sms.oncall import OnCallDesk
+from att_sms.rotations.oncall import OnCallDesk
+from att_sms.sending import directory
 from att_sms.store import RotationRecord, RotationRefused, Store
+from att_sms.text.numbers import NumberRules
 
 pytest_plugins = ["pgserver"]
 

@@ -1,8 +1,9 @@
-"""The AttSms plugin's package: everything but ``errbot_plugin`` is plain Python (no errbot).
+"""The AttSms plugin's package. Only ``errbot_plugin`` (beside it) and ``commands/`` import
+errbot; every other folder is plain Python (see docs/DESIGN.md for the tree).
 
-``SOURCE_MTIMES`` records the package's source files as they were when it was imported, so
-the plugin module can tell, when errbot re-executes it (``!plugin reload``), whether the
-package's code changed on disk and must be imported again.
+``SOURCE_MTIMES`` records the package's source files (subfolders included) as they were when
+it was imported, so the plugin module can tell, when errbot re-executes it (``!plugin
+reload``), whether the package's code changed on disk and must be imported again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ SOURCE_MTIMES = source_mtimes()
 
 
 def _escape_log_lines() -> None:
-    from .log_safety import install
+    from att_sms.ops.log_safety import install
 
     install()
 

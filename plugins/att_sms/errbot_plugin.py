@@ -1,8 +1,9 @@
 """The AttSms errbot plugin: configuration, activation and the command index.
 
-The commands live in mixins, one module each: sending (``plugin_sending``), contacts and
-groups (``plugin_directory``), inbound polling (``plugin_inbound``) and delivery follow-ups
-(``plugin_followup``). Everything they keep is in one store (``att_sms.store``).
+The commands live in command classes under ``att_sms.commands``, one module per area
+(sending, pages, page posts, alerts, rotations, directory, health, inbound polling,
+follow-ups, replicas, threads), mixed into :class:`AttSms`. Everything they keep is in one
+store (``att_sms.store``).
 """
 
 from __future__ import annotations
@@ -39,20 +40,24 @@ _drop_changed_package()
 
 from errbot import BotPlugin, ValidationException, botcmd  # noqa: E402
 
-from att_sms.client import AttSmsClient  # noqa: E402
-from att_sms.formatting import echo  # noqa: E402
-from att_sms.metrics import Metrics  # noqa: E402
-from att_sms.numbers import NumberRules  # noqa: E402
-from att_sms.plugin_alerts import ALERT_SMS_TICK, AlertCommands  # noqa: E402
-from att_sms.plugin_directory import DirectoryCommands  # noqa: E402
-from att_sms.plugin_followup import FollowUps  # noqa: E402
-from att_sms.plugin_health import HealthCommands  # noqa: E402
-from att_sms.plugin_inbound import InboundPoller  # noqa: E402
-from att_sms.plugin_pages import PageCommands  # noqa: E402
-from att_sms.plugin_replicas import ReplicaCoordination  # noqa: E402
-from att_sms.plugin_rotations import RotationCommands  # noqa: E402
-from att_sms.plugin_sending import SendCommands  # noqa: E402
-from att_sms.plugin_threads import ConversationThreads  # noqa: E402
+from att_sms.carrier.client import AttSmsClient  # noqa: E402
+from att_sms.commands.alerts import ALERT_SMS_TICK, AlertCommands  # noqa: E402
+from att_sms.commands.directory import DirectoryCommands  # noqa: E402
+from att_sms.commands.followup import FollowUps  # noqa: E402
+from att_sms.commands.health import HealthCommands  # noqa: E402
+from att_sms.commands.inbound import InboundPoller  # noqa: E402
+from att_sms.commands.pages import PageCommands  # noqa: E402
+from att_sms.commands.replicas import ReplicaCoordination  # noqa: E402
+from att_sms.commands.rotations import RotationCommands  # noqa: E402
+from att_sms.commands.sending import SendCommands  # noqa: E402
+from att_sms.commands.threads import ConversationThreads  # noqa: E402
+from att_sms.ops.metrics import Metrics  # noqa: E402
+from att_sms.ops.sigterm import (  # noqa: E402
+    NOT_MAIN_THREAD,
+    forget_before_shutdown,
+    install_sigterm_shutdown,
+    run_before_shutdown,
+)
 from att_sms.settings import (  # noqa: E402
     CONFIG_TEMPLATE,
     SECRET_ENV,
@@ -61,14 +66,10 @@ from att_sms.settings import (  # noqa: E402
     has_env_configuration,
     parse_settings,
 )
-from att_sms.sigterm import (  # noqa: E402
-    NOT_MAIN_THREAD,
-    forget_before_shutdown,
-    install_sigterm_shutdown,
-    run_before_shutdown,
-)
-from att_sms.store import Store, StoreError, open_store  # noqa: E402
+from att_sms.store import Store, StoredInbound, StoreError, open_store  # noqa: E402
 from att_sms.store.legacy import import_legacy, legacy_ledger_path  # noqa: E402
+from att_sms.text.formatting import echo  # noqa: E402
+from att_sms.text.numbers import NumberRules  # noqa: E402
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -259,6 +260,13 @@ class AttSms(
             f"{p}sms optouts | {p}sms log [N] | {p}sms health | {p}sms replicas "
             f"(details: {p}help AttSms)"
         )
+
+    # ----------------------------------------------------------------- wiring
+
+    def _inbound_notes(self, messages: list[StoredInbound]) -> dict[str, str]:
+        """Notes for the inbound posts (by message key): the pages each SMS reply
+        acknowledged. Wired here, not by base-class order: inbound posting asks, pages answer."""
+        return self._page_ack_notes(messages)
 
     # ----------------------------------------------------------------- small helpers
 

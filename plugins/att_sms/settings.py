@@ -22,15 +22,16 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from att_sms.alerts.routes import AlertRoute, RouteError, parse_alert_routes
-from att_sms.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
-from att_sms.database_url import (
+from att_sms.carrier.transport import is_loopback_host
+from att_sms.chat.conversations import BROADCAST_KINDS, DEFAULT_THREAD_BROADCAST
+from att_sms.rotations import RotationError, parse_zone
+from att_sms.sending.policy import OPT_IN_WORDS, OPT_OUT_WORDS
+from att_sms.store.database_url import (
     TLS_MODES,
     DatabaseUrlError,
     PasswordInUrlError,
     check_database_url,
 )
-from att_sms.policy import OPT_IN_WORDS, OPT_OUT_WORDS
-from att_sms.rotations import RotationError, parse_zone
 
 SECRET_ENV = "ATT_CLIENT_SECRET"
 DATABASE_PASSWORD_ENV = "ATT_DATABASE_PASSWORD"
@@ -159,6 +160,9 @@ def parse_settings(
     """Check ``config`` (errbot's dict, may be None) with ``ATT_<KEY>`` environment fallbacks.
 
     Raises SettingsError naming the first wrong key.
+
+    Longer than 50 lines on purpose: one line per key, in the template's order, each
+    reading its own parser; split, it would only scatter the keys.
     """
     env = os.environ if env is None else env
     config = dict(config or {})
@@ -339,24 +343,13 @@ def _url(raw: Any) -> str:
         raise SettingsError("API_BASE_URL", f"must be an http(s) URL, got {raw!r}")
     if parts.username or parts.password:
         raise SettingsError("API_BASE_URL", "must not carry credentials")
-    if parts.scheme == "http" and not _is_loopback(parts.hostname or ""):
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname or ""):
         raise SettingsError(
             "API_BASE_URL",
             f"plain http:// to {parts.hostname or ''!r} would send the client secret in clear; "
             "use https:// (http:// is allowed only to loopback: 127.0.0.0/8, ::1, localhost)",
         )
     return raw.strip().rstrip("/")
-
-
-def _is_loopback(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    mapped = getattr(address, "ipv4_mapped", None)
-    return address.is_loopback or bool(mapped and mapped.is_loopback)
 
 
 def _poll_interval(raw: Any) -> float:
@@ -370,7 +363,7 @@ def _poll_interval(raw: Any) -> float:
 
 def _database_url(raw: Any, tls: str, env: Mapping[str, str]) -> str:
     """``""`` (SQLite in the bot's data directory) or a password-less PostgreSQL URL, with
-    TLS to any other machine (``att_sms.database_url``).
+    TLS to any other machine (``att_sms.store.database_url``).
 
     The URL is never quoted back: it may hold the very password being refused.
     """

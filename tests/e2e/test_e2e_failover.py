@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 pytestmark = pytest.mark.e2e
 
-#: A dead leader's work resumes within this (plugin_replicas.TAKEOVER_BOUND plus a poll).
+#: A dead leader's work resumes within this (commands.replicas.TAKEOVER_BOUND plus a poll).
 TAKEOVER_LIMIT = 15.0
 #: A killed replica's post that its store commit did not follow began at most this long
 #: before the kill: a combined post ("40 SMS replies: ...") is one post, and sending its

@@ -278,12 +278,12 @@ def process_alive(pid: int) -> bool:
 
 
 def is_fetch_child(pid: int) -> bool:
-    """True when ``pid`` runs the plugin's inbox fetch child (``python -m att_sms.fetcher``)."""
+    """True when ``pid`` runs the plugin's inbox fetch child (``python -m att_sms.inbound.fetcher``)."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return False
-    return b"att_sms.fetcher" in argv
+    return b"att_sms.inbound.fetcher" in argv
 
 
 def signal_group(proc: subprocess.Popen, sig: int) -> None:

@@ -25,7 +25,7 @@ from typing import Any
 
 import pytest
 import reliakit
-from att_sms.client import AttSmsClient
+from att_sms.carrier.client import AttSmsClient
 from att_sms.store import open_store
 from procs import (
     ErrbotRun,

@@ -1,4 +1,4 @@
-"""``att_sms.chat_posting`` with a real slackv3 backend object, its Web API at the Slack stand-in.
+"""``att_sms.chat.chat_posting`` with a real slackv3 backend object, its Web API at the Slack stand-in.
 
 In-process and fast: the backend object is slackv3's own ``SlackBackend`` with a real
 slack_sdk ``WebClient`` (base URL: the stand-in), its identifiers built by the backend's own
@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from att_sms.chat_posting import PostFailed, post_confirmed, slack_escape
+from att_sms.chat.chat_posting import PostFailed, post_confirmed, slack_escape
 from errbot.backends.base import Message
 from slack_render import render_call
 from slack_standin import SlackStandIn

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from att_sms.chat_posting import post_confirmed
+from att_sms.chat.chat_posting import post_confirmed
 from slack_standin import BOT_SCOPES, SlackStandIn
 from slack_worlds import ALICE, slack_backend
 

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-from att_sms.chat_posting import PostFailed
-from att_sms.client import InboundMessage
-from att_sms.conversation_posting import ConversationPoster
-from att_sms.posts import build_posts
+from att_sms.carrier.client import InboundMessage
+from att_sms.chat.chat_posting import PostFailed
+from att_sms.chat.conversation_posting import ConversationPoster
+from att_sms.inbound.posts import build_posts
 from att_sms.settings import parse_settings
 from slack_standin import SlackStandIn
 from slack_worlds import slack_backend

@@ -23,8 +23,9 @@ from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from ..arguments import ArgumentError, split_recipients
-from ..escalation import OPEN, Page, cancel, new_page, paged_numbers
+from att_sms.pages.escalation import OPEN, Page, cancel, new_page, paged_numbers
+from att_sms.text.arguments import ArgumentError, split_recipients
+
 from ..store import Store, Tx
 from ..store.alerts import AlertGroup
 from .decide import CHANGED, IGNORE, OPEN_PAGE, REPAGE, RESOLVE, Decision, GroupState, decide

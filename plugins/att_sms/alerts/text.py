@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from ..formatting import neutralise
+from att_sms.text.formatting import neutralise
+
 from .payload import Notification
 
 __all__ = [

@@ -12,7 +12,8 @@ import os
 from contextlib import AbstractContextManager
 from pathlib import Path
 
-from ..numbers import canonical_sender
+from att_sms.text.numbers import canonical_sender
+
 from .alerts import AlertGroup, AlertTables, OwedSms
 from .conversations import Claim, Conversation, ConversationTables
 from .engine import Database, SqliteDatabase, StoreError, Tx

@@ -17,9 +17,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..escalation import Page
+from att_sms.pages.escalation import Page
+
 from .engine import Database, Tx
-from .pages import _COLUMNS, _FIELDS, _next_number, _page, _queue_posts, _values
+from .pages import (
+    PAGE_COLUMNS,
+    PAGE_FIELDS,
+    next_page_number,
+    page_from_row,
+    page_values,
+    queue_page_posts,
+)
 
 ALERTS_LOCK = "att_alerts"
 _GROUP_COLUMNS = "route, group_key, page_id, status, fingerprints, summary, opened_at, updated_at"
@@ -82,26 +90,26 @@ class AlertTables:
 
     @staticmethod
     def page_in(tx: Tx, page_id: str) -> Page | None:
-        row = tx.one(f"SELECT {_COLUMNS} FROM att_pages WHERE id = ?", (page_id,))
-        return _page(row) if row else None
+        row = tx.one(f"SELECT {PAGE_COLUMNS} FROM att_pages WHERE id = ?", (page_id,))
+        return page_from_row(row) if row else None
 
     def insert_page_in(self, tx: Tx, build: Callable[[int, float], Page]) -> Page:
         """A new page numbered like ``create_page`` numbers them (no de-duplication key:
         the alert group is what keeps it single)."""
         tx.lock("att_pages")
-        number = _next_number(tx)
+        number = next_page_number(tx)
         page = build(number, self._db.now())
         tx.execute(
-            f"INSERT INTO att_pages ({_COLUMNS}, number, dedup_key)"
-            f" VALUES ({', '.join('?' * (len(_FIELDS) + 2))})",
-            (*_values(page), number, None),
+            f"INSERT INTO att_pages ({PAGE_COLUMNS}, number, dedup_key)"
+            f" VALUES ({', '.join('?' * (len(PAGE_FIELDS) + 2))})",
+            (*page_values(page), number, None),
         )
         return page
 
     @staticmethod
     def update_page_in(tx: Tx, page: Page, expected_version: int) -> bool:
-        assignments = ", ".join(f"{name} = ?" for name in _FIELDS if name != "id")
-        values = [v for name, v in zip(_FIELDS, _values(page), strict=True) if name != "id"]
+        assignments = ", ".join(f"{name} = ?" for name in PAGE_FIELDS if name != "id")
+        values = [v for name, v in zip(PAGE_FIELDS, page_values(page), strict=True) if name != "id"]
         return (
             tx.execute(
                 f"UPDATE att_pages SET {assignments} WHERE id = ? AND version = ?",
@@ -111,7 +119,7 @@ class AlertTables:
         )
 
     def queue_posts_in(self, tx: Tx, page: Page, posts: Sequence[str]) -> None:
-        _queue_posts(tx, page, posts, self._db.now())
+        queue_page_posts(tx, page, posts, self._db.now())
 
     def save_alert_group_in(
         self,
@@ -176,9 +184,9 @@ class AlertTables:
         """Pages (open or closed) started since ``since``, oldest first."""
         with self._db.transaction() as tx:
             rows = tx.all(
-                f"SELECT {_COLUMNS} FROM att_pages WHERE created_at >= ? ORDER BY number", (since,)
+                f"SELECT {PAGE_COLUMNS} FROM att_pages WHERE created_at >= ? ORDER BY number", (since,)
             )
-        return [_page(row) for row in rows]
+        return [page_from_row(row) for row in rows]
 
     def owe_sms(self, *, key: str, page: Page, tel: str, text: str) -> bool:
         with self._db.transaction() as tx:

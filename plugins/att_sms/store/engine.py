@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from ..private_files import private_dirs, private_sqlite_file
+from .private_files import private_dirs, private_sqlite_file
 
 #: How long a writer waits for another process (the fetch child) holding the write lock.
 BUSY_TIMEOUT_MS = 30_000

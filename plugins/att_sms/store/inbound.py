@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Protocol
 
-from .. import policy
-from ..answer_limits import cap_text
-from ..numbers import canonical_sender
+from att_sms.carrier.answer_limits import cap_text
+from att_sms.carrier.answers import InboundMessage
+from att_sms.sending import policy
+from att_sms.text.numbers import canonical_sender
+
 from .engine import Database, Tx
 
 #: Posted messages remembered for de-duplication and reply handles.
@@ -25,21 +26,6 @@ OPT_NOTES = {
     "out": "opted out: sends to this number are refused until it texts START",
     "in": "opted back in",
 }
-
-
-class InboundLike(Protocol):
-    """What the store needs of a fetched message (``client.InboundMessage`` fits)."""
-
-    @property
-    def message_id(self) -> str: ...
-    @property
-    def message(self) -> str: ...
-    @property
-    def sender_address(self) -> str: ...
-    @property
-    def destination_address(self) -> str | None: ...
-    @property
-    def date_time(self) -> str | None: ...
 
 
 @dataclass(frozen=True)
@@ -93,7 +79,7 @@ def seq_of_handle(handle: str) -> int | None:
         return None
 
 
-def message_key(registration_id: str, message: InboundLike) -> str:
+def message_key(registration_id: str, message: InboundMessage) -> str:
     """The de-duplication key: registration and carrier id, or a content hash without one."""
     message_id = (message.message_id or "").strip()
     if not message_id:
@@ -120,7 +106,7 @@ class InboundTables:
     seen_limit: int = DEFAULT_SEEN_LIMIT
 
     def record_fetched(
-        self, registration_id: str, messages: Iterable[InboundLike]
+        self, registration_id: str, messages: Iterable[InboundMessage]
     ) -> list[StoredInbound]:
         """Store what one inbox read returned (durably); return the rows that are new.
 
@@ -137,7 +123,7 @@ class InboundTables:
         return added
 
     def _insert_inbound(
-        self, tx: Tx, registration_id: str, message: InboundLike, now: float
+        self, tx: Tx, registration_id: str, message: InboundMessage, now: float
     ) -> StoredInbound | None:
         key = message_key(registration_id, message)
         sender = message.sender_address or ""

@@ -22,7 +22,6 @@ from .inbound import seq_of_handle
 log = logging.getLogger(__name__)
 
 IMPORTED_KEY = "legacy_imported"
-LEGACY_KEYS = ("directory", "optouts", "quota", "audit", "followups")
 
 
 def legacy_ledger_path(data_dir: str | Path) -> Path:

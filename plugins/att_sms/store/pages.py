@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..escalation import OPEN, Page
+from att_sms.pages.escalation import OPEN, Page
+
 from .engine import Database, Tx
 
 #: Closed pages are kept this long (de-duplication, acknowledgements, history).
@@ -24,9 +25,9 @@ PAGES_KEPT = 30 * 86400.0
 #: Closed pages are pruned when a page number is a multiple of this.
 _PRUNE_EVERY = 50
 
-_FIELDS = [f.name for f in dataclasses.fields(Page)]
+PAGE_FIELDS = [f.name for f in dataclasses.fields(Page)]
 _JSON_FIELDS = frozenset({"recipients", "message_ids", "history"})
-_COLUMNS = ", ".join(_FIELDS)
+PAGE_COLUMNS = ", ".join(PAGE_FIELDS)
 _POST_COLUMNS = "id, page_id, room, text, next_at, attempts"
 
 
@@ -50,13 +51,13 @@ class PagePost:
     attempts: int
 
 
-def _values(page: Page) -> list[Any]:
+def page_values(page: Page) -> list[Any]:
     row = page.to_row()
-    return [json.dumps(row[name]) if name in _JSON_FIELDS else row[name] for name in _FIELDS]
+    return [json.dumps(row[name]) if name in _JSON_FIELDS else row[name] for name in PAGE_FIELDS]
 
 
-def _page(row: Sequence[Any]) -> Page:
-    values = dict(zip(_FIELDS, row, strict=True))
+def page_from_row(row: Sequence[Any]) -> Page:
+    values = dict(zip(PAGE_FIELDS, row, strict=True))
     for name in _JSON_FIELDS:
         values[name] = json.loads(values[name])
     return Page.from_row(values)
@@ -85,18 +86,18 @@ class PageTables:
             now = self._db.now()
             if dedup_key and dedup_window > 0:
                 earlier = tx.one(
-                    f"SELECT {_COLUMNS} FROM att_pages WHERE dedup_key = ? AND created_at >= ?"
+                    f"SELECT {PAGE_COLUMNS} FROM att_pages WHERE dedup_key = ? AND created_at >= ?"
                     " ORDER BY number DESC LIMIT 1",
                     (dedup_key, now - dedup_window),
                 )
                 if earlier is not None:
-                    raise DuplicatePage(_page(earlier))
-            number = _next_number(tx)
+                    raise DuplicatePage(page_from_row(earlier))
+            number = next_page_number(tx)
             page = build(number, now)
             tx.execute(
-                f"INSERT INTO att_pages ({_COLUMNS}, number, dedup_key)"
-                f" VALUES ({', '.join('?' * (len(_FIELDS) + 2))})",
-                (*_values(page), number, dedup_key),
+                f"INSERT INTO att_pages ({PAGE_COLUMNS}, number, dedup_key)"
+                f" VALUES ({', '.join('?' * (len(PAGE_FIELDS) + 2))})",
+                (*page_values(page), number, dedup_key),
             )
             if number % _PRUNE_EVERY == 0:
                 tx.execute(
@@ -107,20 +108,20 @@ class PageTables:
 
     def get_page(self, page_id: str) -> Page | None:
         with self._db.transaction() as tx:
-            row = tx.one(f"SELECT {_COLUMNS} FROM att_pages WHERE id = ?", (page_id,))
-        return _page(row) if row else None
+            row = tx.one(f"SELECT {PAGE_COLUMNS} FROM att_pages WHERE id = ?", (page_id,))
+        return page_from_row(row) if row else None
 
     def open_pages(self) -> list[Page]:
         """Every open page, oldest first."""
         with self._db.transaction() as tx:
-            rows = tx.all(f"SELECT {_COLUMNS} FROM att_pages WHERE state = 'open' ORDER BY number")
-        return [_page(row) for row in rows]
+            rows = tx.all(f"SELECT {PAGE_COLUMNS} FROM att_pages WHERE state = 'open' ORDER BY number")
+        return [page_from_row(row) for row in rows]
 
     def page_acked_by_message(self, key: str) -> Page | None:
         """The page the inbound message ``key`` acknowledged, if any."""
         with self._db.transaction() as tx:
-            row = tx.one(f"SELECT {_COLUMNS} FROM att_pages WHERE ack_key = ?", (key,))
-        return _page(row) if row else None
+            row = tx.one(f"SELECT {PAGE_COLUMNS} FROM att_pages WHERE ack_key = ?", (key,))
+        return page_from_row(row) if row else None
 
     def save_page(
         self,
@@ -135,8 +136,8 @@ class PageTables:
         ``posts`` (texts for the page's room) are queued in the same transaction, and only
         when the page was written. ``ack_key`` records the inbound message that acknowledged.
         """
-        assignments = ", ".join(f"{name} = ?" for name in _FIELDS if name != "id")
-        values = [v for name, v in zip(_FIELDS, _values(page), strict=True) if name != "id"]
+        assignments = ", ".join(f"{name} = ?" for name in PAGE_FIELDS if name != "id")
+        values = [v for name, v in zip(PAGE_FIELDS, page_values(page), strict=True) if name != "id"]
         with self._db.transaction() as tx:
             changed = tx.execute(
                 f"UPDATE att_pages SET {assignments}, ack_key = COALESCE(?, ack_key)"
@@ -145,7 +146,7 @@ class PageTables:
             ).rowcount
             if changed != 1:
                 return False
-            _queue_posts(tx, page, posts, self._db.now())
+            queue_page_posts(tx, page, posts, self._db.now())
         return True
 
     # -- the posts pages owe ----------------------------------------------------------
@@ -186,7 +187,7 @@ class PageTables:
             return int(tx.scalar("SELECT COUNT(*) FROM att_page_posts", default=0))
 
 
-def _next_number(tx: Tx) -> int:
+def next_page_number(tx: Tx) -> int:
     """The next page number (never reused, even after closed pages were pruned)."""
     number = int(tx.scalar("SELECT value FROM att_meta WHERE key = 'page_number'", default=0)) + 1
     tx.execute(
@@ -197,7 +198,7 @@ def _next_number(tx: Tx) -> int:
     return number
 
 
-def _queue_posts(tx: Tx, page: Page, posts: Sequence[str], now: float) -> None:
+def queue_page_posts(tx: Tx, page: Page, posts: Sequence[str], now: float) -> None:
     for text in posts:
         tx.execute(
             "INSERT INTO att_page_posts (page_id, room, text, next_at, attempts)"

@@ -1,6 +1,6 @@
 """Contacts, groups, opt-outs, quotas and the audit log in the store.
 
-The directory functions in ``att_sms.directory`` work on a plain dict; ``edit_directory``
+The directory functions in ``att_sms.sending.directory`` work on a plain dict; ``edit_directory``
 loads it from the tables, lets one of them change it and writes back what changed, all in
 one transaction. Quotas probe the ``att_sends`` rows of an index range and keep one counter
 a day, so the cost of a send does not grow with history or traffic.
@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from .. import policy
+from att_sms.sending import policy
+from att_sms.text.common import UTC_DAY, utc_time
+
 from .engine import Database, Tx
 from .rotations import oncall_view
 
@@ -38,7 +39,7 @@ class PagingTables:
     # -- directory ---------------------------------------------------------------
 
     def directory(self) -> dict[str, Any]:
-        """A snapshot of contacts and groups in ``att_sms.directory``'s dict form."""
+        """A snapshot of contacts and groups in ``att_sms.sending.directory``'s dict form."""
         with self._db.transaction() as tx:
             return {**_load_directory(tx), **oncall_view(tx, self._db.now())}
 
@@ -174,7 +175,7 @@ class PagingTables:
             tx.execute("DELETE FROM att_audit WHERE id <= ?", (row[0] - AUDIT_LIMIT,))
 
     def last_audit(self, n: int) -> list[dict[str, Any]]:
-        """The last ``n`` audit entries, oldest first, in ``att_sms.audit``'s dict form."""
+        """The last ``n`` audit entries, oldest first, in ``att_sms.sending.audit``'s dict form."""
         with self._db.transaction() as tx:
             rows = tx.all(
                 "SELECT who, at, recipients, parts, message_ids, outcome FROM att_audit"
@@ -208,7 +209,7 @@ def _audit_entry(row: tuple[Any, ...]) -> dict[str, Any]:
 
 
 def _day(when: float) -> str:
-    return datetime.fromtimestamp(when, UTC).strftime("%Y-%m-%d")
+    return utc_time(when, UTC_DAY)
 
 
 def _add_day_units(tx: Tx, day: str, units: int) -> None:

@@ -6,7 +6,7 @@ is appended to the audit log with who made it, in the same transaction. A handof
 once, replicas and restarts included: ``claim_handoff`` inserts the key (rotation, handoff
 instant) and only the one insert that succeeds posts.
 
-``oncall_view`` gives the directory snapshot (``att_sms.directory``) each rotation's members
+``oncall_view`` gives the directory snapshot (``att_sms.sending.directory``) each rotation's members
 and who is on call at the store's time, so a rotation's name resolves like a contact.
 """
 

@@ -1,0 +1,1 @@
+"""The carrier's HTTP API: the client, its transport, the OAuth token, reading answers, errors."""

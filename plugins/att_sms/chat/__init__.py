@@ -1,0 +1,1 @@
+"""Posting to the chat with the chat's confirmation, and SMS conversations as chat threads."""

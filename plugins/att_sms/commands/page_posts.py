@@ -1,0 +1,70 @@
+"""The room posts escalating pages owe: queued in the store with the event that owes them,
+made here with the chat's confirmation, in order per room.
+
+A post the chat refused stays queued (with a growing wait) and holds back the later posts
+of its room; the page itself is not touched, so no step is sent again because a post
+failed. A post is claimed before it is made, so two posters (replicas) do not both make it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from att_sms.chat.chat_posting import PostFailed
+from att_sms.store import PagePost, Store
+
+from .inbound import in_room
+
+log = logging.getLogger("errbot.plugins.AttSms")
+
+POST_CLAIM = 60.0  # a post being made is not taken by another poster for this long
+POST_RETRY_MAX = 60.0
+POST_GIVE_UP = 1500  # attempts (about a day at POST_RETRY_MAX) before a post is dropped
+
+
+class PagePosts:
+    """Mixed into the AttSms plugin (through ``PageCommands``): making the queued page posts."""
+
+    def _post_page_events(self, store: Store, generation: int) -> None:
+        """Make the queued posts, in order per room; a refused post holds back its room."""
+        now = store.now()
+        held: set[str] = set()
+        for post in store.pending_page_posts():
+            if generation != self._generation:
+                return
+            if post.room in held or post.next_at > now:
+                held.add(post.room)
+                continue
+            if not store.claim_page_post(post, now + POST_CLAIM):
+                held.add(post.room)
+                continue
+            problem = self._post_one(post)
+            if problem is None:
+                store.finish_page_post(post.id)
+                continue
+            held.add(post.room)
+            self._keep_post(store, post, problem, now)
+
+    def _post_one(self, post: PagePost) -> PostFailed | None:
+        try:
+            identifier = self.build_identifier(post.room)
+        except Exception as exc:  # ValueError and backend-specific errors
+            return PostFailed(f"cannot post to {post.room!r}: {exc}")
+        if not in_room(identifier):
+            return PostFailed(f"the bot is not in {post.room} yet (joining)")
+        try:
+            self._post_page_text(identifier, post)  # in the page's thread (commands.threads)
+        except PostFailed as exc:
+            return exc
+        return None
+
+    @staticmethod
+    def _keep_post(store: Store, post: PagePost, problem: PostFailed, now: float) -> None:
+        attempts = post.attempts + 1
+        if attempts >= POST_GIVE_UP:
+            log.error("AttSms gave up posting to %s: %s (%s)", post.room, post.text, problem)
+            store.finish_page_post(post.id)
+            return
+        wait = problem.retry_after or min(POST_RETRY_MAX, 2.0**attempts)
+        store.retry_page_post(post.id, now + wait, attempts)
+        log.warning("AttSms page post to %s kept for retry in %.0f s: %s", post.room, wait, problem)

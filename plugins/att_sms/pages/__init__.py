@@ -1,0 +1,1 @@
+"""Escalating pages: the state machine, its texts, the outcomes of running one, SMS acknowledgements."""

@@ -114,6 +114,9 @@ class AttSms(
         self._rules: NumberRules | None = None
         self._sms_store: Store | None = None
         self._generation = 0  # bumped by every (de)activation; stale poll chains stop
+        # True while activate() runs: errbot already routes commands to the plugin then, and
+        # a command that arrives meanwhile waits for it (commands/replicas.py).
+        self._starting = False
         self._inflight = 0
         self._inflight_done = threading.Condition()
         self.metrics = Metrics()
@@ -137,6 +140,13 @@ class AttSms(
             raise ValidationException(str(exc)) from None
 
     def activate(self) -> None:
+        self._starting = True
+        try:
+            self._activate()
+        finally:
+            self._starting = False
+
+    def _activate(self) -> None:
         super().activate()
         self._sigterm = install_sigterm_shutdown(getattr(self.bot_config, "BACKEND", ""))
         if self._sigterm == NOT_MAIN_THREAD:

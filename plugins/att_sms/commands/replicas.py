@@ -242,7 +242,8 @@ class ReplicaCoordination:
         book = self._claim_book()
         if book.take_redispatched(msg) or not self._coordinating():
             return msg, cmd, args
-        if command_mode(getattr(self._settings, "replica_commands", "auto"), self._bot) == "all":
+        mode = command_mode(getattr(self._settings, "replica_commands", "auto"), self._bot)
+        if mode == "all" and not self._starting:
             return msg, cmd, args
         store, lease = self._sms_store, self._lease
         if store is not None and lease is not None and lease.held():
@@ -257,8 +258,9 @@ class ReplicaCoordination:
         return None, cmd, args
 
     def _coordinating(self) -> bool:
-        """True on PostgreSQL, also while the store is being opened (commands wait for it)."""
-        if self._lease is not None:
+        """True on PostgreSQL, also while the store is being opened, and while the plugin is
+        starting (a command then waits for it instead of finding it not configured yet)."""
+        if self._lease is not None or self._starting:
             return True
         settings = self._settings
         return settings is not None and bool(settings.database_url)
@@ -300,6 +302,15 @@ class ReplicaCoordination:
         """After the grace: run the command here when no other replica claimed it."""
         book = self._claim_book()
         try:
+            if not self._wait_until_started(arrived_mono + READY_WAIT):
+                log.warning(
+                    "AttSms dropped %s: the plugin was still starting after %.0f s", cmd, READY_WAIT
+                )
+                return
+            if not self._coordinating():  # started with no replicas (SQLite): run it here
+                book.add_redispatched(msg)
+                self._bot._process_command(msg, cmd, args, None)
+                return
             lease = self._wait_for_lease(arrived_mono + READY_WAIT)
             if lease is None:
                 log.warning(
@@ -322,6 +333,14 @@ class ReplicaCoordination:
             log.exception("AttSms could not run the deferred command %s", cmd)
         finally:
             book.take_redispatched(msg)
+
+    def _wait_until_started(self, deadline: float) -> bool:
+        """False when the plugin is still being activated at the deadline."""
+        while self._starting:
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def _wait_for_lease(self, deadline: float) -> LeaderLease | None:
         """This replica's lease object once the plugin is active (None at the deadline)."""

@@ -24,7 +24,7 @@ from att_sms.pages.escalation import (
     has_next,
     next_action,
 )
-from att_sms.sending.directory import ROTATION_PREFIX
+from att_sms.sending.recipients import ROTATION_PREFIX
 from att_sms.text.common import format_elapsed, plural
 from att_sms.text.formatting import neutralise
 from att_sms.text.numbers import display_number

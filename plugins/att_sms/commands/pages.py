@@ -28,15 +28,14 @@ from att_sms.pages.escalation import (
     UNCERTAIN,
     WAIT,
     Page,
-    SendOutcome,
     acknowledge,
     cancel,
     next_action,
     parse_page_id,
     record_send,
     recover_interrupted,
-    run_due,
 )
+from att_sms.pages.escalation_loop import SendOutcome, run_due
 from att_sms.pages.escalation_text import (
     acked_text,
     cancelled_text,

@@ -14,7 +14,8 @@ from att_sms.store import Store, StoredInbound
 from att_sms.text.numbers import canonical_sender
 
 from .ack_answers import AckAnswers
-from .escalation import Page, ack_target, acknowledge, is_ack
+from .ack_matching import ack_target, is_ack
+from .escalation import Page, acknowledge
 from .escalation_text import acked_text
 from .page_outcomes import ack_word
 

@@ -31,8 +31,8 @@ for _path in (REPO / "plugins", REPO, REPO / "tests"):
         sys.path.insert(0, str(_path))
 
 import att_sms.commands.sending as sending_module  # noqa: E402
-import att_sms.sending.directory as directory_module  # noqa: E402
 import att_sms.sending.pipeline as pipeline_module  # noqa: E402
+import att_sms.sending.recipients as recipients_module  # noqa: E402
 from att_sms.store import Store  # noqa: E402
 
 from benchmarks.botrun import ask, bot_environment, errbot_logs_to, running_bot, settle  # noqa: E402
@@ -45,7 +45,7 @@ STAGES: list[tuple[Any, str]] = [
     (Store, "recent_send"),
     (Store, "reserve_quota"),
     (pipeline_module, "plan_message"),
-    (directory_module, "resolve"),
+    (recipients_module, "resolve"),
     (pipeline_module, "send_parts"),
     (pipeline_module.SendPipeline, "_record"),
     (sending_module.SendCommands, "_guarded_send"),

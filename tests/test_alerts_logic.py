@@ -10,7 +10,8 @@ from att_sms.alerts.decide import CHANGED, IGNORE, OPEN_PAGE, REPAGE, RESOLVE, G
 from att_sms.alerts.payload import PayloadError, parse_notification
 from att_sms.alerts.routes import RouteError, parse_alert_routes, select_route
 from att_sms.alerts.text import defang, opened_line, page_text, summary_of
-from att_sms.settings import SettingsError, parse_settings
+from att_sms.setting_values import SettingsError
+from att_sms.settings import parse_settings
 
 
 def test_an_alertmanager_notification_is_parsed_into_its_parts() -> None:

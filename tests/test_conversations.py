@@ -16,7 +16,8 @@ from att_sms.chat.conversations import (
     reply_broadcast,
     thread_gone,
 )
-from att_sms.settings import SettingsError, parse_settings
+from att_sms.setting_values import SettingsError
+from att_sms.settings import parse_settings
 
 BASE = {"API_BASE_URL": "http://127.0.0.1:8080", "CLIENT_ID": "id"}
 ENV = {"ATT_CLIENT_SECRET": "s"}

@@ -18,7 +18,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from att_sms.settings import SettingsError, parse_settings
+from att_sms.setting_values import SettingsError
+from att_sms.settings import parse_settings
 from att_sms.store import StoreError, open_store
 from att_sms.store import database_url as dbu
 from pgserver import PgServer, pg_server, pg_url  # noqa: F401  (fixtures)

@@ -8,7 +8,9 @@ import json
 
 import pytest
 from att_sms.sending import directory as d
-from att_sms.sending.directory import DirectoryError, Recipient
+from att_sms.sending import recipients as rcp
+from att_sms.sending.directory import DirectoryError
+from att_sms.sending.recipients import Recipient
 from att_sms.text.numbers import NumberRules
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -54,11 +56,11 @@ def test_state_stays_plain_json(state: dict) -> None:
 def test_functions_accept_state_missing_keys() -> None:
     assert d.list_contacts({}) == []
     assert d.list_groups({}) == []
-    assert d.name_of({}, ALICE) is None
+    assert rcp.name_of({}, ALICE) is None
     s: dict = {}
     assert d.add_contact(s, "alice", ALICE, US) == ALICE
     assert d.add_group(s, "team", ["alice"], US) == ["alice"]
-    assert d.resolve(s, ["team"], US) == [Recipient(ALICE, "team:alice")]
+    assert rcp.resolve(s, ["team"], US) == [Recipient(ALICE, "team:alice")]
 
 
 # -- contacts ----------------------------------------------------------------
@@ -340,21 +342,21 @@ def test_list_groups_sorted_copies(state: dict) -> None:
 
 
 def test_name_of(state: dict) -> None:
-    assert d.name_of(state, ALICE) == "alice"
-    assert d.name_of(state, "+12125551234") == "alice"
-    assert d.name_of(state, " TEL:+12125555678 ") == "bob"
-    assert d.name_of(state, CA) is None
-    assert d.name_of(state, "2125551234") is None
-    assert d.name_of(state, None) is None  # type: ignore[arg-type]
+    assert rcp.name_of(state, ALICE) == "alice"
+    assert rcp.name_of(state, "+12125551234") == "alice"
+    assert rcp.name_of(state, " TEL:+12125555678 ") == "bob"
+    assert rcp.name_of(state, CA) is None
+    assert rcp.name_of(state, "2125551234") is None
+    assert rcp.name_of(state, None) is None  # type: ignore[arg-type]
     d.add_contact(state, "aaron", ALICE, US)
-    assert d.name_of(state, ALICE) == "aaron"
+    assert rcp.name_of(state, ALICE) == "aaron"
 
 
 # -- resolve -----------------------------------------------------------------
 
 
 def test_resolve_contacts_groups_numbers(state: dict) -> None:
-    assert d.resolve(state, ["Nigel", "oncall", "212-555-0000"], US) == [
+    assert rcp.resolve(state, ["Nigel", "oncall", "212-555-0000"], US) == [
         Recipient(UK, "nigel"),
         Recipient(ALICE, "oncall:alice"),
         Recipient(BOB, "oncall:bob"),
@@ -364,7 +366,7 @@ def test_resolve_contacts_groups_numbers(state: dict) -> None:
 
 
 def test_resolve_dedups_keeping_first(state: dict) -> None:
-    assert d.resolve(state, ["+1 212 555 1234", "alice", "oncall", "bob"], US) == [
+    assert rcp.resolve(state, ["+1 212 555 1234", "alice", "oncall", "bob"], US) == [
         Recipient(ALICE, None),
         Recipient(BOB, "oncall:bob"),
         Recipient(CA, "oncall"),
@@ -375,12 +377,12 @@ def test_has_names_tells_when_resolve_needs_the_directory(state: dict) -> None:
     """``!sms send`` skips loading the directory when no token could be a name: numbers
     alone resolve the same with an empty directory."""
     numbers_only = ["+1 212 555 1234", "212-555-0000", "tel:+13125550199", "(212) 555-5678"]
-    assert not d.has_names(numbers_only)
-    assert d.resolve({}, numbers_only, US) == d.resolve(state, numbers_only, US)
+    assert not rcp.has_names(numbers_only)
+    assert rcp.resolve({}, numbers_only, US) == rcp.resolve(state, numbers_only, US)
     for tokens in (["oncall"], ["+1 212 555 1234", "Nigel"], ["bob"], ["team-2"]):
-        assert d.has_names(tokens), tokens
+        assert rcp.has_names(tokens), tokens
     with pytest.raises(DirectoryError):
-        d.resolve({}, ["oncall"], US)  # a name needs the directory: it was loaded
+        rcp.resolve({}, ["oncall"], US)  # a name needs the directory: it was loaded
 
 
 def test_recipient_is_frozen() -> None:
@@ -392,7 +394,7 @@ def test_recipient_is_frozen() -> None:
 
 def test_resolve_rechecks_stored_numbers_with_allowed_regions(state: dict) -> None:
     with pytest.raises(DirectoryError) as info:
-        d.resolve(state, ["nigel", "oncall", "alice"], US_ONLY)
+        rcp.resolve(state, ["nigel", "oncall", "alice"], US_ONLY)
     assert str(info.value) == (
         "bad recipients: contact 'nigel': 'tel:+442079460958' is not allowed: "
         "region GB is not allowed (allowed: US); group 'oncall': 'tel:+14165550123' is not "
@@ -408,13 +410,13 @@ def test_resolve_rechecks_group_contacts(state: dict) -> None:
         match=r"^bad recipients: group 'uk' contact 'nigel': 'tel:\+442079460958' is not "
         r"allowed: region GB",
     ):
-        d.resolve(state, ["uk"], US_ONLY)
+        rcp.resolve(state, ["uk"], US_ONLY)
 
 
 def test_resolve_lists_every_bad_token(state: dict) -> None:
     d.add_group(state, "empty", [], US)
     with pytest.raises(DirectoryError) as info:
-        d.resolve(state, ["carol", "alice", "+1 900 234 5678", "empty", "", "call\nme", 5], US)  # type: ignore[list-item]
+        rcp.resolve(state, ["carol", "alice", "+1 900 234 5678", "empty", "", "call\nme", 5], US)  # type: ignore[list-item]
     message = str(info.value)
     assert message == (
         "bad recipients: 'carol': unknown contact or group; "
@@ -428,13 +430,13 @@ def test_resolve_lists_every_bad_token(state: dict) -> None:
 
 def test_resolve_refuses_no_tokens(state: dict) -> None:
     with pytest.raises(DirectoryError, match=r"^no recipients given$"):
-        d.resolve(state, [], US)
+        rcp.resolve(state, [], US)
 
 
 def test_resolve_reports_dangling_group_member() -> None:
     s = {"contacts": {}, "groups": {"g": ["ghost", "junk"]}}
     with pytest.raises(DirectoryError) as info:
-        d.resolve(s, ["g"], US)
+        rcp.resolve(s, ["g"], US)
     assert str(info.value) == (
         "bad recipients: group 'g': unknown contact 'ghost'; group 'g': unknown contact 'junk'"
     )
@@ -442,13 +444,13 @@ def test_resolve_reports_dangling_group_member() -> None:
 
 def test_resolve_does_not_mutate(state: dict) -> None:
     before = copy.deepcopy(state)
-    d.resolve(state, ["oncall", "nigel"], US)
+    rcp.resolve(state, ["oncall", "nigel"], US)
     assert state == before
 
 
 def test_long_token_is_shortened_in_message(state: dict) -> None:
     with pytest.raises(DirectoryError) as info:
-        d.resolve(state, ["x" * 500], US)
+        rcp.resolve(state, ["x" * 500], US)
     assert len(str(info.value)) < 120
 
 
@@ -511,7 +513,7 @@ def _expand(s: dict, token: str) -> list[str]:
 @given(scenario())
 def test_resolve_dedups_in_first_order(case: tuple[dict, list[str]]) -> None:
     s, tokens = case
-    result = d.resolve(s, tokens, US)
+    result = rcp.resolve(s, tokens, US)
     expected: list[str] = []
     for token in tokens:
         for tel in _expand(s, token):
@@ -520,7 +522,7 @@ def test_resolve_dedups_in_first_order(case: tuple[dict, list[str]]) -> None:
     assert [r.tel for r in result] == expected
     assert len({r.tel for r in result}) == len(result)
     # repeating every token changes nothing
-    assert d.resolve(s, tokens + tokens, US) == result
+    assert rcp.resolve(s, tokens + tokens, US) == result
 
 
 @FUZZ
@@ -531,22 +533,22 @@ def test_resolve_enforces_allowed_regions_everywhere(case: tuple[dict, list[str]
     foreign = [t for t in wanted if t in OTHER_NUMBERS]
     if foreign:
         with pytest.raises(DirectoryError) as info:
-            d.resolve(s, tokens, US_ONLY)
+            rcp.resolve(s, tokens, US_ONLY)
         assert "is not allowed (allowed: US)" in str(info.value)
         for tel in foreign:
             region = "GB" if tel.startswith("tel:+44") else "CA"
             assert f"region {region} is not allowed" in str(info.value)
     else:
-        result = d.resolve(s, tokens, US_ONLY)
+        result = rcp.resolve(s, tokens, US_ONLY)
         assert all(r.tel in US_NUMBERS for r in result)
-        assert [r.tel for r in result] == [r.tel for r in d.resolve(s, tokens, US)]
+        assert [r.tel for r in result] == [r.tel for r in rcp.resolve(s, tokens, US)]
 
 
 @FUZZ
 @given(scenario())
 def test_resolve_labels_name_the_source(case: tuple[dict, list[str]]) -> None:
     s, tokens = case
-    for r in d.resolve(s, tokens, US):
+    for r in rcp.resolve(s, tokens, US):
         if r.label is None:
             continue
         group, _, contact = r.label.partition(":")
@@ -570,4 +572,4 @@ def test_add_contact_any_name_refuses_cleanly_or_is_valid(name: str) -> None:
     else:
         (stored,) = s["contacts"]
         assert stored == name.strip().lower()
-        assert d.resolve(s, [name], US) == [Recipient(ALICE, stored)]
+        assert rcp.resolve(s, [name], US) == [Recipient(ALICE, stored)]

@@ -7,8 +7,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
+from att_sms.pages import ack_matching as acks
 from att_sms.pages import escalation as esc
-from att_sms.pages.escalation import EscalationError, Page, SendOutcome
+from att_sms.pages import escalation_loop as loop
+from att_sms.pages.escalation import EscalationError, Page
+from att_sms.pages.escalation_loop import SendOutcome
 from att_sms.pages.escalation_text import (
     acked_text,
     cancelled_text,
@@ -71,7 +74,7 @@ class Harness:
         )
 
     def run(self, page: Page) -> tuple[Page, list[str], esc.Action]:
-        page, events, action = esc.run_due(page, self.clock, save=self.save, send=self.send)
+        page, events, action = loop.run_due(page, self.clock, save=self.save, send=self.send)
         return page, [event_text(e, NAMES) for e in events], action
 
     def stored(self) -> Page:
@@ -194,9 +197,9 @@ def test_acknowledged_page_stops() -> None:
     page, _, _ = harness.run(make())
     harness.clock.now = T0 + 301
     page, _, _ = harness.run(page)  # Bob paged
-    ok, named = esc.is_ack("OK, on it", esc.DEFAULT_ACK_WORDS)
+    ok, named = acks.is_ack("OK, on it", acks.DEFAULT_ACK_WORDS)
     assert ok and named is None
-    assert esc.ack_target([page], BOB) is page
+    assert acks.ack_target([page], BOB) is page
     page = esc.acknowledge(page, BOB, T0 + 425)
     assert acked_text(page, NAMES, "OK, on it") == (
         "Page P7 acknowledged by Bob (+1 212-555-0102) after 7 min 5 s: OK, on it"
@@ -266,7 +269,7 @@ def test_restart_mid_send_never_resends() -> None:
         raise Crash
 
     with pytest.raises(Crash):
-        esc.run_due(make(), harness.clock, save=harness.save, send=dying_send)
+        loop.run_due(make(), harness.clock, save=harness.save, send=dying_send)
     # Start-up: the stored step is "sending"; it becomes uncertain, never resent.
     harness.clock.now = T0 + 120
     page = harness.stored()
@@ -353,13 +356,13 @@ def test_send_result_recorded_after_an_ack_during_the_send() -> None:
     ],
 )
 def test_is_ack(text: str, expected: tuple[bool, str | None]) -> None:
-    assert esc.is_ack(text, esc.DEFAULT_ACK_WORDS) == expected
+    assert acks.is_ack(text, acks.DEFAULT_ACK_WORDS) == expected
 
 
 def test_is_ack_custom_words() -> None:
-    assert esc.is_ack("Roger that", ["roger", "ROGER!"]) == (True, None)
-    assert esc.is_ack("ack", ["roger"]) == (False, None)
-    assert esc.is_ack("ack", ["", "!!"]) == (False, None)
+    assert acks.is_ack("Roger that", ["roger", "ROGER!"]) == (True, None)
+    assert acks.is_ack("ack", ["roger"]) == (False, None)
+    assert acks.is_ack("ack", ["", "!!"]) == (False, None)
 
 
 def sent_page(number: int, recipients: list[str], created: float) -> Page:
@@ -371,16 +374,16 @@ def test_ack_target_newest_open_page_that_paged_the_sender() -> None:
     older = sent_page(3, [ALICE, BOB], T0)
     newer = sent_page(4, [ALICE], T0 + 60)
     other = sent_page(5, [CAROL, ALICE], T0 + 120)  # Alice not paged yet
-    assert esc.ack_target([older, newer, other], ALICE) is newer
-    assert esc.ack_target([older, newer, other], ALICE, "P3") is older
-    assert esc.ack_target([older, newer, other], ALICE, "P5") is None
-    assert esc.ack_target([older, newer, other], BOB) is None  # paged nowhere yet
+    assert acks.ack_target([older, newer, other], ALICE) is newer
+    assert acks.ack_target([older, newer, other], ALICE, "P3") is older
+    assert acks.ack_target([older, newer, other], ALICE, "P5") is None
+    assert acks.ack_target([older, newer, other], BOB) is None  # paged nowhere yet
     closed = esc.acknowledge(newer, ALICE, T0 + 70)
-    assert esc.ack_target([older, closed], ALICE) is older
+    assert acks.ack_target([older, closed], ALICE) is older
     failed = esc.record_send(esc.begin_send(make([BOB]), T0), "failed", T0)
-    assert esc.ack_target([failed], BOB) is None
+    assert acks.ack_target([failed], BOB) is None
     in_flight = esc.begin_send(make([BOB]), T0)
-    assert esc.ack_target([in_flight], BOB) is in_flight
+    assert acks.ack_target([in_flight], BOB) is in_flight
 
 
 # -- texts ----------------------------------------------------------------------------
@@ -406,11 +409,11 @@ def test_inbound_parts_are_neutralised() -> None:
     )
     for raw in ("<!", "@here", "\n", "*Alice*", "`x`"):
         assert raw not in text
-    detail = esc.Event("failed", sent_page(2, [ALICE], T0), "bad\nnumber @all")
+    detail = loop.Event("failed", sent_page(2, [ALICE], T0), "bad\nnumber @all")
     assert neutralise("bad\nnumber @all", max_length=200) in event_text(detail)
     assert "@all" not in event_text(detail)
     with pytest.raises(ValueError, match="unknown event kind"):
-        event_text(esc.Event("odd", page))
+        event_text(loop.Event("odd", page))
 
 
 def test_list_line_and_sms_text() -> None:
@@ -483,7 +486,7 @@ class World:
     def tick(self, outcomes: list[str]) -> esc.Action | None:
         self.outcomes = iter(outcomes)
         try:
-            _, _, action = esc.run_due(self.load(), self.clock, save=self.save, send=self.send)
+            _, _, action = loop.run_due(self.load(), self.clock, save=self.save, send=self.send)
         except Crash:
             event("crash and restart")
             page = esc.recover_interrupted(self.load(), self.now)  # start-up
@@ -533,7 +536,7 @@ def test_fuzz_never_twice_never_skipped(
                 assert action.kind == "none" or action.at > world.now
         elif op[0] == "ack":
             sender = (recipients + [CAROL])[op[1] % (len(recipients) + 1)]
-            target = esc.ack_target([page], sender, page.id if op[2] else None)
+            target = acks.ack_target([page], sender, page.id if op[2] else None)
             if target is not None:
                 event("acknowledged")
                 assert any(a[1] == sender for a in world.attempts)

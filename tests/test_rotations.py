@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from att_sms.pages import escalation as esc
+from att_sms.pages import escalation_loop as loop
 from att_sms.pages.escalation_text import event_text, list_line
 from att_sms.rotations import (
     Override,
@@ -372,10 +373,10 @@ def test_a_rotation_step_records_whom_it_texted() -> None:
     clock = [1000.0]
     whom = {"rotation:primary": "tel:+12125550102"}
 
-    def send(step: esc.Page, recipient: str) -> esc.SendOutcome:
-        return esc.SendOutcome(esc.SENT, ("id1",), to=whom[recipient])
+    def send(step: esc.Page, recipient: str) -> loop.SendOutcome:
+        return loop.SendOutcome(esc.SENT, ("id1",), to=whom[recipient])
 
-    page, events, _ = esc.run_due(page, lambda: clock[0], save=lambda p: None, send=send)
+    page, events, _ = loop.run_due(page, lambda: clock[0], save=lambda p: None, send=send)
     assert page.history[-1]["to"] == "tel:+12125550102"
     assert esc.paged_numbers(page) == ["tel:+12125550102"]  # an SMS ack from bob finds it
     names = {"tel:+12125550102": "bob"}
@@ -388,7 +389,7 @@ def test_a_rotation_step_records_whom_it_texted() -> None:
         esc.new_page(2, "#ops", "x", ["rotation:primary"], 0.0, created_by="a"), 0.0
     )
     failed = esc.record_send(fresh, esc.FAILED, 0.0, detail="rotation 'primary' no longer exists")
-    assert event_text(esc.Event(esc.FAILED, failed, failed.history[-1]["detail"])) == (
+    assert event_text(loop.Event(esc.FAILED, failed, failed.history[-1]["detail"])) == (
         "Page P2: could not page whoever is on call for primary (step 1/1): rotation 'primary'"
         " no longer exists; that was the last step."
     )

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from att_sms.setting_values import SettingsError
 from att_sms.settings import (
     CONFIG_TEMPLATE,
-    SettingsError,
     has_env_configuration,
     parse_settings,
 )

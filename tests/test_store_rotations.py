@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 from att_sms.rotations.oncall import OnCallDesk
-from att_sms.sending import directory
+from att_sms.sending import directory, recipients
 from att_sms.store import RotationRecord, RotationRefused, Store
 from att_sms.text.numbers import NumberRules
 
@@ -101,16 +101,16 @@ def test_a_rotation_resolves_to_whoever_is_on_call(store: Store) -> None:
     book = store.directory()
     assert book["rotations"] == {"primary": ["alice", BOB]}
     assert book["oncall"] == {"primary": "alice"}
-    assert directory.resolve(book, ["primary", "bob"], RULES) == [
-        directory.Recipient(ALICE, "primary:alice"),
-        directory.Recipient(BOB, "bob"),
+    assert recipients.resolve(book, ["primary", "bob"], RULES) == [
+        recipients.Recipient(ALICE, "primary:alice"),
+        recipients.Recipient(BOB, "bob"),
     ]
-    kept = directory.resolve(book, ["primary", "bob"], RULES, keep_rotations=True)
+    kept = recipients.resolve(book, ["primary", "bob"], RULES, keep_rotations=True)
     assert [r.tel for r in kept] == ["rotation:primary", BOB]
-    assert directory.oncall_target(book, "rotation:primary", RULES).tel == ALICE
+    assert recipients.oncall_target(book, "rotation:primary", RULES).tel == ALICE
     now = store.now()
     store.add_override("primary", BOB, now - 1, now + 600, "kim")  # a number, not a contact
-    assert directory.oncall_target(store.directory(), "rotation:primary", RULES).tel == BOB
+    assert recipients.oncall_target(store.directory(), "rotation:primary", RULES).tel == BOB
     store.add_override("primary", "alice", now - 1, now + 60, "lee")  # the newest wins
     assert store.directory()["oncall"] == {"primary": "alice"}
     ended = store.end_overrides("primary", "kim")
@@ -122,7 +122,7 @@ def test_a_rotation_resolves_to_whoever_is_on_call(store: Store) -> None:
     assert outcomes[2] == "override of rotation primary ended"
     store.remove_rotation("primary", "gbin")
     with pytest.raises(directory.DirectoryError, match="'primary' no longer exists"):
-        directory.oncall_target(store.directory(), "rotation:primary", RULES)
+        recipients.oncall_target(store.directory(), "rotation:primary", RULES)
     assert "rotations" not in store.directory()
 
 

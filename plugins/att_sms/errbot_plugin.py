@@ -58,11 +58,11 @@ from att_sms.ops.sigterm import (  # noqa: E402
     install_sigterm_shutdown,
     run_before_shutdown,
 )
+from att_sms.setting_values import SettingsError  # noqa: E402
 from att_sms.settings import (  # noqa: E402
     CONFIG_TEMPLATE,
     SECRET_ENV,
     Settings,
-    SettingsError,
     has_env_configuration,
     parse_settings,
 )

@@ -5,7 +5,8 @@ connection pool, ``(connect, read)`` timeouts on every call) and an OAuth token
 cache.  It sends messages, reads delivery statuses and drains the inbound box,
 and it turns every failure into one of the types in :mod:`att_sms.carrier.errors`.
 The session (retries, keepalive, idle connections) is built in
-:mod:`att_sms.carrier.transport`; the answers are read in :mod:`att_sms.carrier.answers`.
+:mod:`att_sms.carrier.transport`; the answers are read in :mod:`att_sms.carrier.answers`;
+failed exchanges become typed errors in :mod:`att_sms.carrier.failures`.
 
 Retry policy, in short:
 
@@ -32,7 +33,6 @@ from typing import Any
 from urllib.parse import quote
 
 import requests
-from urllib3.exceptions import InvalidHeader
 
 from .answer_limits import MAX_ANSWER_BYTES, AnswerTooLarge, read_capped
 from .answers import (
@@ -41,33 +41,20 @@ from .answers import (
     InboundMessage,
     SendResult,
     json_body,
-    json_or_none,
-    oauth_error_text,
     read_delivery_infos,
     read_inbound_batch,
     read_send_result,
     send_unreadable,
 )
-from .errors import (
-    AuthenticationError,
-    CarrierError,
-    CarrierUnavailable,
-    NotFoundError,
-    SendUncertain,
-    carrier_error_details,
-)
-from .redaction import redact
+from .errors import AuthenticationError, CarrierUnavailable
+from .failures import UNCERTAIN_HINT, FailureReader
 from .tokens import Token, TokenCache, TokenStatus, read_token
 from .transport import (
     DEFAULT_MAX_IDLE,
     KEEPALIVE_IDLE,
     build_retry,
     build_session,
-    connect_failure,
-    exchange_failure,
-    host_of,
     keepalive_socket_options,
-    not_sent,
 )
 
 __all__ = [
@@ -89,10 +76,6 @@ TOKEN_PATH = "/oauth/v4/token"
 OUTBOX_PATH = "/sms/v3/messaging/outbox"
 INBOX_PATH = "/sms/v3/messaging/inbox"
 
-#: Statuses with which the carrier explicitly refuses a send before taking it.
-SEND_REFUSED_STATUSES = frozenset({429})
-#: Longest carrier text kept in an exception message.
-MAX_TEXT = 300
 #: Longest wait (seconds) for the carrier's answer to a reachability check.
 REACHABILITY_READ_TIMEOUT = 5.0
 #: Answers to the reachability probe that mean "no carrier behind this gateway".
@@ -103,7 +86,6 @@ UNREACHABLE_STATUSES = frozenset({502, 503, 504})
 #: (2xx), ``"http_<status>"`` or ``"error"`` (no HTTP answer).
 ExchangeObserver = Callable[[str, float, str], None]
 
-_UNCERTAIN_HINT = "the message may have been sent: check before sending it again"
 #: What each operation's answer is, in an error text.
 _ANSWER_OF = {"token": "access token", "send": "send", "status": "delivery status",
               "inbox": "inbound messages"}  # fmt: skip
@@ -156,6 +138,14 @@ class AttSmsClient:
         self._retry = build_retry(get_retries, backoff_factor, max_retry_after)
         self._session = build_session(pool_size, self._retry, max_idle, self.base_url)
         self._tokens = TokenCache(self._fetch_token)
+        self._failures = FailureReader(
+            base_url=self.base_url,
+            client_id=client_id,
+            client_secret=client_secret,
+            issued=self._issued,
+            timeout=self.timeout,
+            retry=self._retry,
+        )
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, client_id={self.client_id!r})"
@@ -225,7 +215,7 @@ class AttSmsClient:
                 "HEAD", self.base_url + TOKEN_PATH, timeout=timeout, allow_redirects=False
             )
         except requests.RequestException as exc:
-            raise self._network_error(exc, sending=False) from None
+            raise self._failures.network_error(exc, sending=False) from None
         elapsed = time.monotonic() - started
         response.close()
         if response.status_code in UNREACHABLE_STATUSES:
@@ -249,24 +239,14 @@ class AttSmsClient:
     ) -> Any:
         """GET *path* with the token and return its JSON body."""
         response = self._authorized("GET", path, operation, timeout=timeout or self.timeout)
-        self._raise_for_status(response)
+        self._failures.raise_for_status(response)
         return json_body(response, lambda reason: f"{what}: {reason}")
 
     def _post_send(self, payload: dict[str, Any]) -> requests.Response:
         """POST a send once: it is never repeated where the carrier may have taken it."""
         response = self._authorized("POST", OUTBOX_PATH, "send", json=payload, sending=True)
-        self._raise_for_status(response, sending=True)
+        self._failures.raise_for_status(response, sending=True)
         return response
-
-    def _retry_after(self, response: requests.Response) -> float | None:
-        """The response's ``Retry-After`` in seconds, or ``None``."""
-        value = response.headers.get("Retry-After")
-        if not value:
-            return None
-        try:
-            return self._retry.parse_retry_after(value)
-        except InvalidHeader:
-            return None
 
     def _authorized(
         self, method: str, path: str, operation: str, *, sending: bool = False, **kwargs: Any
@@ -315,12 +295,12 @@ class AttSmsClient:
             log.warning("%s %s: %s", method, path, exc)
             self._observe(operation, time.monotonic() - started, "too_large")
             if sending:
-                raise AnswerTooLarge(f"{exc}; {_UNCERTAIN_HINT}") from None
+                raise AnswerTooLarge(f"{exc}; {UNCERTAIN_HINT}") from None
             raise
         except requests.RequestException as exc:
             log.debug("%s %s failed: %s", method, path, type(exc).__name__)
             self._observe(operation, time.monotonic() - started, "error")
-            raise self._network_error(exc, sending) from None
+            raise self._failures.network_error(exc, sending) from None
         elapsed = time.monotonic() - started
         log.debug("%s %s -> HTTP %s (%.3f s)", method, path, response.status_code, elapsed)
         status = response.status_code
@@ -350,88 +330,15 @@ class AttSmsClient:
         }
         response = self._request("POST", TOKEN_PATH, operation="token", data=form)
         if response.status_code in (400, 401, 403):
-            raise self._carrier_error(response, AuthenticationError, "access token refused")
-        self._raise_for_status(response)
+            raise self._failures.carrier_error(
+                response, AuthenticationError, "access token refused"
+            )
+        self._failures.raise_for_status(response)
         body = json_body(response, lambda reason: f"access token: {reason}")
         token = read_token(body)
         self._issued.append(token.value)
         log.debug("access token received, used for %.1f s", token.lifetime)
         return token
-
-    # -- errors -------------------------------------------------------------
-
-    def _raise_for_status(self, response: requests.Response, *, sending: bool = False) -> None:
-        """Raise the typed error for a non-2xx *response*."""
-        status = response.status_code
-        if 200 <= status < 300:
-            return
-        if status == 401:
-            raise self._carrier_error(response, AuthenticationError)
-        if status == 404:
-            raise self._carrier_error(response, NotFoundError)
-        if status == 429 or status >= 500:
-            raise self._unavailable(response, sending)
-        raise self._carrier_error(response, CarrierError)
-
-    def _carrier_error(
-        self,
-        response: requests.Response,
-        error_type: type[CarrierError],
-        fallback: str | None = None,
-    ) -> CarrierError:
-        """Build *error_type* from the carrier's error document."""
-        status = response.status_code
-        kind, message_id, text = self._error_details(response, fallback)
-        return error_type(text, status=status, message_id=message_id, kind=kind)
-
-    def _unavailable(self, response: requests.Response, sending: bool) -> CarrierUnavailable:
-        """5xx/429: the carrier is unavailable; a send may or may not be taken."""
-        message = str(self._carrier_error(response, CarrierError))
-        status = response.status_code
-        if sending and status not in SEND_REFUSED_STATUSES:
-            return SendUncertain(f"{message}; {_UNCERTAIN_HINT}", status=status)
-        if sending:
-            wait = self._retry_after(response)
-            later = f"; try again in {wait:.0f} s" if wait else "; try again shortly"
-            return CarrierUnavailable(
-                f"{message}; the carrier refused the message (rate limit){later}", status=status
-            )
-        return CarrierUnavailable(message, status=status)
-
-    def _error_details(
-        self, response: requests.Response, fallback: str | None
-    ) -> tuple[str | None, str | None, str]:
-        """``(kind, message_id, text)`` of an error response, redacted."""
-        body = json_or_none(response)
-        details = carrier_error_details(body)
-        if details is not None:
-            kind, message_id, text = details
-            return kind, message_id, self._clean(text)
-        oauth = oauth_error_text(body)
-        if oauth:
-            return None, None, self._clean(f"{oauth} (HTTP {response.status_code})")
-        plain = f"HTTP {response.status_code} from carrier"
-        return None, None, f"{fallback}: {plain}" if fallback else plain
-
-    def _network_error(self, exc: requests.RequestException, sending: bool) -> CarrierUnavailable:
-        """A plain, secret-free error for a failed exchange."""
-        where = host_of(self.base_url)
-        if not_sent(exc):
-            return CarrierUnavailable(connect_failure(exc, where, self.timeout[0]))
-        reason = exchange_failure(exc, where, self.timeout[1])
-        if sending:
-            return SendUncertain(f"{reason}; {_UNCERTAIN_HINT}")
-        return CarrierUnavailable(reason)
-
-    def _clean(self, text: str) -> str:
-        """One line, bounded, with the secret and tokens blanked out."""
-        secrets = (self._client_secret, *self._issued)
-        text = redact(
-            " ".join(redact(text, secrets, self.client_id).split()), secrets, self.client_id
-        )
-        if len(text) > MAX_TEXT:
-            text = text[: MAX_TEXT - 3] + "..."
-        return text
 
 
 # --------------------------------------------------------------------------

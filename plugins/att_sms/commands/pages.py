@@ -28,15 +28,14 @@ from att_sms.pages.escalation import (
     UNCERTAIN,
     WAIT,
     Page,
-    SendOutcome,
     acknowledge,
     cancel,
     next_action,
     parse_page_id,
     record_send,
     recover_interrupted,
-    run_due,
 )
+from att_sms.pages.escalation_loop import SendOutcome, run_due
 from att_sms.pages.escalation_text import (
     acked_text,
     cancelled_text,
@@ -55,7 +54,7 @@ from att_sms.pages.page_outcomes import (
     step_outcome,
 )
 from att_sms.pages.sms_acks import CONFLICT_RETRIES, SmsAcks, page_names
-from att_sms.sending import directory
+from att_sms.sending import directory, recipients
 from att_sms.sending.pipeline import Context, NotActive, SendRequest, dedup_key
 from att_sms.store import DuplicatePage, Store, StoredInbound
 from att_sms.text.arguments import USAGE_SEND, ArgumentError
@@ -239,9 +238,9 @@ class PageCommands(PagePosts):
         text = sms_text(page, ack_word(ctx.settings))
         to = None
         try:
-            if directory.rotation_of(recipient) is not None:
+            if recipients.rotation_of(recipient) is not None:
                 try:
-                    found = directory.oncall_target(ctx.store.directory(), recipient, ctx.rules)
+                    found = recipients.oncall_target(ctx.store.directory(), recipient, ctx.rules)
                 except (directory.DirectoryError, NumberError) as exc:
                     return SendOutcome(FAILED, detail=str(exc))
                 recipient = to = found.tel
@@ -331,7 +330,7 @@ class PageCommands(PagePosts):
         """The numbers a page to ``tokens`` texts, in order (also for pages from alerts).
 
         A rotation stays a rotation: each step pages whoever is on call then."""
-        found = directory.resolve(ctx.store.directory(), tokens, ctx.rules, keep_rotations=True)
+        found = recipients.resolve(ctx.store.directory(), tokens, ctx.rules, keep_rotations=True)
         return list(dict.fromkeys(r.tel for r in found))
 
     @botcmd

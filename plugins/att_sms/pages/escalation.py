@@ -16,26 +16,27 @@ start-up may or may not have gone out: ``recover_interrupted`` makes it
 the usual wait.  An uncertain step waits like a sent one; a failed step (the
 carrier refused it, an opt-out, a quota) moves on at once.
 
-Chat texts for all of this are in ``att_sms.pages.escalation_text``.
+Running the due transitions of a page (``run_due``) is ``att_sms.pages.escalation_loop``;
+matching an acknowledgement by SMS to its page is ``att_sms.pages.ack_matching``. Chat texts
+for all of this are in ``att_sms.pages.escalation_text``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-import unicodedata
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
-    "ACKNOWLEDGED", "ADVANCE", "BUSY", "CANCELLED", "DEFAULT_ACK_WORDS",
+    "ACKNOWLEDGED", "ADVANCE", "BUSY", "CANCELLED",
     "DEFAULT_ESCALATE_AFTER", "DEFAULT_ESCALATE_ROUNDS", "EXHAUST", "EXHAUSTED", "FAILED",
     "MOVED_ON", "NOTHING", "OPEN", "PENDING", "SEND", "SENDING", "SENT", "UNCERTAIN", "WAIT",
-    "Action", "EscalationError", "Event", "Page", "SendOutcome", "ack_target", "acknowledge",
-    "advance", "begin_send", "cancel", "exhaust", "has_next", "is_ack", "new_page",
+    "Action", "EscalationError", "Page", "acknowledge",
+    "advance", "begin_send", "cancel", "exhaust", "has_next", "new_page",
     "next_action", "page_id", "paged_numbers", "parse_page_id", "record_send",
-    "recover_interrupted", "run_due", "wait_over_at",
+    "recover_interrupted", "wait_over_at",
 ]  # fmt: skip
 
 OPEN, ACKNOWLEDGED, CANCELLED, EXHAUSTED = "open", "acknowledged", "cancelled", "exhausted"
@@ -47,12 +48,10 @@ SEND, WAIT, ADVANCE, EXHAUST, BUSY, NOTHING = "send", "wait", "advance", "exhaus
 #: Event kinds besides the send outcomes.
 MOVED_ON = "moved_on"
 
-DEFAULT_ACK_WORDS = ("ack", "ok", "yes", "y", "1")
 DEFAULT_ESCALATE_AFTER = 300
 DEFAULT_ESCALATE_ROUNDS = 1
 
 _PAGE_ID = re.compile(r"[Pp]?(\d{1,9})")
-_WORD_SPLIT = re.compile(r"[\s,;:]+")
 
 
 class EscalationError(ValueError):
@@ -312,115 +311,9 @@ def cancel(page: Page, by: str, now: float) -> Page:
     return _changed(page, state=CANCELLED, cancelled_by=by, ended_at=now)
 
 
-# -- acknowledgement by SMS ------------------------------------------------------
-
-
-def _bare(word: str) -> str:
-    """``word`` casefolded without surrounding punctuation or symbols."""
-    start, end = 0, len(word)
-    while start < end and unicodedata.category(word[start])[0] in "PS":
-        start += 1
-    while end > start and unicodedata.category(word[end - 1])[0] in "PS":
-        end -= 1
-    return word[start:end].casefold()
-
-
-def is_ack(text: str, ack_words: Iterable[str]) -> tuple[bool, str | None]:
-    """Whether ``text`` acknowledges, and the page it names (``ack P7``), if any.
-
-    The first word must be an ack word (case-insensitive, punctuation around
-    it ignored: ``OK!``, ``(ack)``); a ``P<n>`` word right after it names the page.
-    """
-    words = [w for w in _WORD_SPLIT.split(text.strip()) if w]
-    accepted = {_bare(w) for w in ack_words} - {""}
-    if not words or _bare(words[0]) not in accepted:
-        return False, None
-    named = parse_page_id(_bare(words[1])) if len(words) > 1 else None
-    return True, named
-
-
 def paged_numbers(page: Page) -> list[str]:
     """Numbers this page has texted (or may have: sending, uncertain), in order."""
     numbers = [e["to"] for e in page.history if e["outcome"] in (SENT, UNCERTAIN)]
     if page.send_state == SENDING:
         numbers.append(page.recipient)
     return list(dict.fromkeys(numbers))
-
-
-def ack_target(pages: Iterable[Page], sender: str, named: str | None = None) -> Page | None:
-    """The open page an ack from ``sender`` (canonical ``tel:+E164``) acknowledges.
-
-    The newest open page that paged ``sender``; with ``named`` only that page.
-    """
-    candidates = [
-        p for p in pages if p.state == OPEN and sender in paged_numbers(p) and named in (None, p.id)
-    ]
-    return max(candidates, key=lambda p: (p.created_at, int(p.id[1:])), default=None)
-
-
-# -- the loop ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Event:
-    """Something the room is told about (``escalation_text.event_text``).
-
-    ``kind`` is ``sent``, ``uncertain`` or ``failed`` (a step's send),
-    ``moved_on`` (its wait ended unacknowledged) or ``exhausted``; ``page``
-    is the page right after it (for ``moved_on``: right before moving on).
-    """
-
-    kind: str
-    page: Page
-    detail: str | None = None
-
-
-@dataclass(frozen=True)
-class SendOutcome:
-    """What a send callback reports: ``outcome`` is sent / uncertain / failed."""
-
-    outcome: str
-    message_ids: tuple[str, ...] = ()
-    detail: str | None = None
-    to: str | None = None  # whom it went to, when not the recipient itself (a rotation)
-
-
-def run_due(
-    page: Page,
-    clock: Callable[[], float],
-    *,
-    save: Callable[[Page], None],
-    send: Callable[[Page, str], SendOutcome],
-) -> tuple[Page, list[Event], Action]:
-    """Apply every transition due now; return the page, what happened, and what is left.
-
-    ``save`` must store the page durably (and may refuse a stale ``version``);
-    it runs before and after each send.  ``send(page, recipient)`` sends
-    ``escalation_text.sms_text(page)`` and maps every error to an outcome; if it raises, the
-    step stays ``sending`` just as if the bot had died: ``recover_interrupted``.
-    """
-    events: list[Event] = []
-    while True:
-        now = clock()
-        action = next_action(page, now)
-        if action.kind == SEND:
-            page = begin_send(page, now)
-            save(page)
-            result = send(page, page.recipient)
-            page = record_send(
-                page, result.outcome, clock(), message_ids=result.message_ids,
-                detail=result.detail, to=result.to,
-            )  # fmt: skip
-            save(page)
-            events.append(Event(result.outcome, page, result.detail))
-        elif action.kind == ADVANCE:
-            if page.send_state != FAILED:
-                events.append(Event(MOVED_ON, page))
-            page = advance(page, now)
-            save(page)
-        elif action.kind == EXHAUST:
-            page = exhaust(page, now)
-            save(page)
-            events.append(Event(EXHAUSTED, page))
-        else:
-            return page, events, action

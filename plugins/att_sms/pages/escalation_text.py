@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from att_sms.pages.ack_matching import DEFAULT_ACK_WORDS
 from att_sms.pages.escalation import (
     BUSY,
-    DEFAULT_ACK_WORDS,
     EXHAUSTED,
     FAILED,
     MOVED_ON,
@@ -19,12 +19,12 @@ from att_sms.pages.escalation import (
     SENT,
     UNCERTAIN,
     WAIT,
-    Event,
     Page,
     has_next,
     next_action,
 )
-from att_sms.sending.directory import ROTATION_PREFIX
+from att_sms.pages.escalation_loop import Event
+from att_sms.sending.recipients import ROTATION_PREFIX
 from att_sms.text.common import format_elapsed, plural
 from att_sms.text.formatting import neutralise
 from att_sms.text.numbers import display_number

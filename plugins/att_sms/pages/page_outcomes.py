@@ -14,10 +14,10 @@ from att_sms.settings import Settings
 from att_sms.text.common import format_elapsed
 from att_sms.text.formatting import neutralise
 
+from .ack_matching import DEFAULT_ACK_WORDS
 from .escalation import (
     ACKNOWLEDGED,
     CANCELLED,
-    DEFAULT_ACK_WORDS,
     EXHAUSTED,
     FAILED,
     MOVED_ON,
@@ -25,11 +25,10 @@ from .escalation import (
     SENDING,
     SENT,
     UNCERTAIN,
-    Event,
     Page,
-    SendOutcome,
     new_page,
 )
+from .escalation_loop import Event, SendOutcome
 from .escalation_text import acked_text, cancelled_text, exhausted_text, list_line
 
 __all__ = [

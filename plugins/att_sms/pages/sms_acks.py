@@ -8,13 +8,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from att_sms.sending import directory
+from att_sms.sending import recipients
 from att_sms.settings import Settings
 from att_sms.store import Store, StoredInbound
 from att_sms.text.numbers import canonical_sender
 
 from .ack_answers import AckAnswers
-from .escalation import Page, ack_target, acknowledge, is_ack
+from .ack_matching import ack_target, is_ack
+from .escalation import Page, acknowledge
 from .escalation_text import acked_text
 from .page_outcomes import ack_word
 
@@ -28,7 +29,7 @@ def page_names(store: Store, page: Page) -> dict[str, str]:
     """Contact names of the page's numbers (for posts)."""
     numbers = [*page.recipients, page.acked_by or ""]
     found = {tel: store.name_of(tel) for tel in numbers if tel.startswith("tel:")}
-    if any(directory.rotation_of(r) for r in page.recipients):  # whoever a step reaches
+    if any(recipients.rotation_of(r) for r in page.recipients):  # whoever a step reaches
         for name, tel in sorted(store.directory()["contacts"].items(), reverse=True):
             found[tel] = name  # the alphabetically first name of a number wins
     return {tel: name for tel, name in found.items() if name}

@@ -19,20 +19,15 @@ empty (until it is deleted); resolving an empty group is refused.
 
 Rotations (``att_sms.rotations``, kept by the store) share the namespace too: the store's
 snapshot adds ``"rotations": {name: [member, ...]}`` and ``"oncall": {name: member}`` (who is
-on call at the snapshot's time, overrides included). ``resolve`` turns a rotation's name into
-that member, or, with ``keep_rotations``, into the target ``rotation:<name>`` that a page
-resolves again at each step (``oncall_target``). A contact a rotation uses cannot be removed.
+on call at the snapshot's time, overrides included). A contact a rotation uses cannot be removed.
 
-``resolve`` re-checks every number (contacts' and groups' stored numbers too) with
-the current ``NumberRules``, so a tightened ``allowed_regions`` applies to what was
-stored earlier.
+Turning names into the numbers to text is ``att_sms.sending.recipients``.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from att_sms.text.numbers import NumberError, NumberRules
@@ -42,21 +37,19 @@ __all__ = [
     "MAX_GROUPS",
     "MAX_GROUP_MEMBERS",
     "DirectoryError",
-    "Recipient",
     "add_contact",
     "add_group",
+    "canonical_tel",
     "check_name",
+    "contact_number",
     "list_contacts",
     "list_groups",
-    "name_of",
+    "lookup_name",
     "new_directory",
+    "quoted",
     "remove_contact",
     "remove_group",
-    "ROTATION_PREFIX",
-    "oncall_target",
-    "resolve",
-    "rotation_of",
-    "rotation_target",
+    "rotation_members",
 ]
 
 #: Bounds on what the directory holds (plugin storage is rewritten whole).
@@ -81,20 +74,7 @@ class DirectoryError(ValueError):
         self.problems: list[str] = list(problems) if problems is not None else [message]
 
 
-@dataclass(frozen=True)
-class Recipient:
-    """One resolved destination: a ``tel:+E164`` number and who it is.
-
-    ``label`` is the contact name (``"alice"``), ``"group:contact"`` for a contact
-    reached through a group (``"oncall:alice"``), the group name for a bare number
-    stored in a group, or ``None`` for a number given directly.
-    """
-
-    tel: str
-    label: str | None = None
-
-
-def _q(text: object) -> str:
+def quoted(text: object) -> str:
     """Quote untrusted text for a one-line message: repr-escaped and shortened."""
     if not isinstance(text, str):
         return repr(text)[:_MAX_SHOWN]
@@ -113,41 +93,28 @@ def _groups(state: dict[str, Any]) -> dict[str, list[str]]:
     return groups
 
 
-def _rotations(state: dict[str, Any]) -> dict[str, list[str]]:
+def rotation_members(state: dict[str, Any]) -> dict[str, list[str]]:
+    """Each rotation's members in a store snapshot (none in a bare directory)."""
     return state.get("rotations") or {}
-
-
-#: A page's recipient that names a rotation, resolved again at each step.
-ROTATION_PREFIX = "rotation:"
-
-
-def rotation_target(name: str) -> str:
-    """The page recipient for rotation ``name``."""
-    return ROTATION_PREFIX + name
-
-
-def rotation_of(target: str) -> str | None:
-    """The rotation a page recipient names, or ``None`` for a number."""
-    return target[len(ROTATION_PREFIX) :] if target.startswith(ROTATION_PREFIX) else None
 
 
 def _check_name(raw: object, what: str) -> str:
     """Return ``raw`` as a valid lowercase name, or raise ``DirectoryError``."""
     if not isinstance(raw, str):
-        raise DirectoryError(f"{what} name {_q(raw)} is not text")
+        raise DirectoryError(f"{what} name {quoted(raw)} is not text")
     name = raw.strip().lower()
     if not name:
         raise DirectoryError(f"{what} name is empty")
     if len(name) > 32:
-        raise DirectoryError(f"{what} name {_q(raw)} is too long (at most 32 characters)")
+        raise DirectoryError(f"{what} name {quoted(raw)} is too long (at most 32 characters)")
     if not name.isascii() or not _NAME.fullmatch(name):
         raise DirectoryError(
-            f"{what} name {_q(raw)} is not allowed: use a-z, 0-9, '_', '.', '-', "
+            f"{what} name {quoted(raw)} is not allowed: use a-z, 0-9, '_', '.', '-', "
             "starting with a letter or digit"
         )
     if _NUMBER_LIKE.fullmatch(name):
         raise DirectoryError(
-            f"{what} name {_q(raw)} looks like a phone number: a name needs a letter"
+            f"{what} name {quoted(raw)} looks like a phone number: a name needs a letter"
         )
     return name
 
@@ -157,7 +124,7 @@ def check_name(raw: object, what: str) -> str:
     return _check_name(raw, what)
 
 
-def _lookup_name(token: str) -> str | None:
+def lookup_name(token: str) -> str | None:
     """``token`` as a lowercase name if it could be one, else ``None``."""
     name = token.strip().lower()
     if name.isascii() and _NAME.fullmatch(name) and not _NUMBER_LIKE.fullmatch(name):
@@ -165,13 +132,7 @@ def _lookup_name(token: str) -> str | None:
     return None
 
 
-def has_names(tokens: list[str]) -> bool:
-    """True when a token could name a contact or group: only then does ``resolve`` need
-    the directory (a list of numbers resolves the same with an empty one)."""
-    return any(isinstance(t, str) and _lookup_name(t) is not None for t in tokens)
-
-
-def _canonical_tel(tel: object) -> str | None:
+def canonical_tel(tel: object) -> str | None:
     """``tel:+E164`` form of a stored or carrier-given number (no parsing)."""
     if not isinstance(tel, str):
         return None
@@ -192,17 +153,17 @@ def add_contact(state: dict[str, Any], name: str, raw_number: str, rules: Number
     """Add contact ``name`` (or replace its number); return the normalised ``tel:`` number."""
     key = _check_name(name, "contact")
     if key in _groups(state):
-        raise DirectoryError(f"contact name {_q(key)} is already a group")
-    if key in _rotations(state):
-        raise DirectoryError(f"contact name {_q(key)} is already a rotation")
+        raise DirectoryError(f"contact name {quoted(key)} is already a group")
+    if key in rotation_members(state):
+        raise DirectoryError(f"contact name {quoted(key)} is already a rotation")
     try:
         tel = rules.normalise(raw_number)
     except NumberError as exc:
-        raise DirectoryError(f"contact {_q(key)}: {exc}") from exc
+        raise DirectoryError(f"contact {quoted(key)}: {exc}") from exc
     contacts = _contacts(state)
     if key not in contacts and len(contacts) >= MAX_CONTACTS:
         raise DirectoryError(
-            f"cannot add contact {_q(key)}: the directory is full ({MAX_CONTACTS} contacts)"
+            f"cannot add contact {quoted(key)}: the directory is full ({MAX_CONTACTS} contacts)"
         )
     contacts[key] = tel
     return tel
@@ -210,7 +171,7 @@ def add_contact(state: dict[str, Any], name: str, raw_number: str, rules: Number
 
 def contact_number(state: dict[str, Any], name: str) -> str | None:
     """The ``tel:`` number of contact ``name``, or None when there is no such contact."""
-    name_key = _lookup_name(name) if isinstance(name, str) else None
+    name_key = lookup_name(name) if isinstance(name, str) else None
     return _contacts(state).get(name_key) if name_key else None
 
 
@@ -222,11 +183,11 @@ def remove_contact(state: dict[str, Any], name: str) -> list[str]:
     key = name.strip().lower() if isinstance(name, str) else name
     contacts = _contacts(state)
     if key not in contacts:
-        raise DirectoryError(f"unknown contact {_q(name)}")
-    using = sorted(r for r, members in _rotations(state).items() if key in members)
+        raise DirectoryError(f"unknown contact {quoted(name)}")
+    using = sorted(r for r, members in rotation_members(state).items() if key in members)
     if using:
         raise DirectoryError(
-            f"contact {_q(key)} is in rotation {', '.join(using)}: change or remove"
+            f"contact {quoted(key)} is in rotation {', '.join(using)}: change or remove"
             " the rotation first"
         )
     del contacts[key]
@@ -252,29 +213,31 @@ def add_group(
     contacts = _contacts(state)
     groups = _groups(state)
     if key in contacts:
-        raise DirectoryError(f"group name {_q(key)} is already a contact")
-    if key in _rotations(state):
-        raise DirectoryError(f"group name {_q(key)} is already a rotation")
+        raise DirectoryError(f"group name {quoted(key)} is already a contact")
+    if key in rotation_members(state):
+        raise DirectoryError(f"group name {quoted(key)} is already a rotation")
     if key not in groups and len(groups) >= MAX_GROUPS:
-        raise DirectoryError(f"cannot add group {_q(key)}: there are already {MAX_GROUPS} groups")
+        raise DirectoryError(
+            f"cannot add group {quoted(key)}: there are already {MAX_GROUPS} groups"
+        )
     current = list(groups.get(key, []))
     problems: list[str] = []
     for token in members:
         if not isinstance(token, str):
-            problems.append(f"{_q(token)}: not text")
+            problems.append(f"{quoted(token)}: not text")
             continue
-        name = _lookup_name(token)
+        name = lookup_name(token)
         if name is not None:
             if name in contacts:
                 member = name
             elif name in groups:
-                problems.append(f"{_q(token)}: a group cannot contain a group")
+                problems.append(f"{quoted(token)}: a group cannot contain a group")
                 continue
-            elif name in _rotations(state):
-                problems.append(f"{_q(token)}: a group cannot contain a rotation")
+            elif name in rotation_members(state):
+                problems.append(f"{quoted(token)}: a group cannot contain a rotation")
                 continue
             else:
-                problems.append(f"{_q(token)}: unknown contact")
+                problems.append(f"{quoted(token)}: unknown contact")
                 continue
         else:
             try:
@@ -285,10 +248,10 @@ def add_group(
         if member not in current:
             current.append(member)
     if problems:
-        raise DirectoryError(f"group {_q(key)} not changed: " + "; ".join(problems), problems)
+        raise DirectoryError(f"group {quoted(key)} not changed: " + "; ".join(problems), problems)
     if len(current) > MAX_GROUP_MEMBERS:
         raise DirectoryError(
-            f"group {_q(key)} would have {len(current)} members (at most {MAX_GROUP_MEMBERS})"
+            f"group {quoted(key)} would have {len(current)} members (at most {MAX_GROUP_MEMBERS})"
         )
     groups[key] = current
     return list(current)
@@ -297,7 +260,7 @@ def add_group(
 def _member_keys(token: str, rules: NumberRules | None) -> set[str]:
     """Stored forms ``token`` may match: a name, or a number however it was written."""
     keys = {token.strip(), token.strip().lower()}
-    canonical = _canonical_tel(token)
+    canonical = canonical_tel(token)
     if canonical is not None:
         keys.add(canonical)
     # Removal must work even for numbers the allow-list no longer accepts.
@@ -325,7 +288,7 @@ def remove_group(
     key = group.strip().lower() if isinstance(group, str) else group
     groups = _groups(state)
     if key not in groups:
-        raise DirectoryError(f"unknown group {_q(group)}")
+        raise DirectoryError(f"unknown group {quoted(group)}")
     if not members:
         del groups[key]
         return
@@ -334,123 +297,15 @@ def remove_group(
     problems: list[str] = []
     for token in members:
         if not isinstance(token, str):
-            problems.append(f"{_q(token)}: not text")
+            problems.append(f"{quoted(token)}: not text")
             continue
         found = _member_keys(token, rules) & set(current)
         if not found:
-            problems.append(f"{_q(token)}: not a member")
+            problems.append(f"{quoted(token)}: not a member")
         drop |= found
     if problems:
-        raise DirectoryError(f"group {_q(key)} not changed: " + "; ".join(problems), problems)
+        raise DirectoryError(f"group {quoted(key)} not changed: " + "; ".join(problems), problems)
     current[:] = [m for m in current if m not in drop]
-
-
-def resolve(
-    state: dict[str, Any], tokens: Sequence[object], rules: NumberRules, *, keep_rotations: bool = False
-) -> list[Recipient]:
-    """Turn contact names, group names, rotation names and numbers into de-duplicated recipients.
-
-    A rotation is whoever is on call in the snapshot (``"oncall"``), or, with
-    ``keep_rotations``, the target ``rotation:<name>`` (its ``tel`` field) for a page to
-    resolve at each step with ``oncall_target``. Every number, stored ones included, is
-    re-checked with ``rules``. Duplicates (after normalisation) keep their first place and
-    label. Any bad token makes one ``DirectoryError`` listing every bad token and why.
-
-    Longer than 50 lines on purpose: one pass over the tokens, each kind (number, contact,
-    group, rotation) a branch of it, so that order, de-duplication and the one error that
-    lists every bad token stay in one place.
-    """
-    contacts: dict[str, str] = state.get("contacts") or {}
-    groups: dict[str, list[str]] = state.get("groups") or {}
-    found: list[Recipient] = []
-    problems: list[str] = []
-
-    def check(tel: Any, label: str | None, where: str) -> None:
-        try:
-            found.append(Recipient(rules.normalise(tel), label))
-        except NumberError as exc:
-            problems.append(f"{where}: {exc}" if where else str(exc))
-
-    if not tokens:
-        raise DirectoryError("no recipients given")
-    for token in tokens:
-        if not isinstance(token, str):
-            problems.append(f"{_q(token)}: not text")
-            continue
-        if not token.strip():
-            problems.append(f"{_q(token)}: empty recipient")
-            continue
-        name = _lookup_name(token)
-        if name is None:
-            check(token, None, "")
-        elif name in contacts:
-            check(contacts[name], name, f"contact {_q(name)}")
-        elif name in _rotations(state):
-            if keep_rotations:
-                found.append(Recipient(rotation_target(name), name))
-            else:
-                _resolve_oncall(state, name, check, problems)
-        elif name in groups:
-            members = groups[name]
-            if not members:
-                problems.append(f"group {_q(name)} has no members")
-            for member in members:
-                if member in contacts:
-                    where = f"group {_q(name)} contact {_q(member)}"
-                    check(contacts[member], f"{name}:{member}", where)
-                elif _canonical_tel(member) is not None:
-                    check(member, name, f"group {_q(name)}")
-                else:
-                    problems.append(f"group {_q(name)}: unknown contact {_q(member)}")
-        else:
-            problems.append(f"{_q(token)}: unknown contact or group")
-    if problems:
-        raise DirectoryError("bad recipients: " + "; ".join(problems), problems)
-    seen: set[str] = set()
-    unique: list[Recipient] = []
-    for recipient in found:
-        if recipient.tel not in seen:
-            seen.add(recipient.tel)
-            unique.append(recipient)
-    return unique
-
-
-def _resolve_oncall(state: dict[str, Any], rotation: str, check: Any, problems: list[str]) -> None:
-    """Add whoever is on call for ``rotation`` (labelled ``rotation:contact``)."""
-    member = (state.get("oncall") or {}).get(rotation)
-    contacts: dict[str, str] = state.get("contacts") or {}
-    where = f"rotation {_q(rotation)}"
-    if member is None:
-        problems.append(f"{where}: nobody is on call (its zone is unknown here)")
-    elif member in contacts:
-        check(contacts[member], f"{rotation}:{member}", f"{where} contact {_q(member)}")
-    elif _canonical_tel(member) is not None:
-        check(member, rotation, where)
-    else:
-        problems.append(f"{where}: unknown contact {_q(member)}")
-
-
-def oncall_target(state: dict[str, Any], target: str, rules: NumberRules) -> Recipient:
-    """The recipient a page's ``rotation:<name>`` target is now (or a number unchanged)."""
-    rotation = rotation_of(target)
-    if rotation is None:
-        return Recipient(rules.normalise(target))
-    if rotation not in _rotations(state):
-        raise DirectoryError(f"rotation {_q(rotation)} no longer exists")
-    (found,) = resolve(state, [rotation], rules)
-    return found
-
-
-def name_of(state: dict[str, Any], tel: str) -> str | None:
-    """The contact name for ``tel`` (``tel:+E164`` or ``+E164``), or ``None``.
-
-    If several contacts share the number, the alphabetically first one.
-    """
-    wanted = _canonical_tel(tel)
-    if wanted is None:
-        return None
-    names = [n for n, t in (state.get("contacts") or {}).items() if t == wanted]
-    return min(names) if names else None
 
 
 def list_contacts(state: dict[str, Any]) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from att_sms.carrier.client import AttSmsClient
-from att_sms.sending import directory
+from att_sms.sending import directory, recipients
 from att_sms.sending.parts import SendReport, send_parts
 from att_sms.sending.policy import QuotaError
 from att_sms.settings import Settings
@@ -168,8 +168,8 @@ class SendPipeline:
             return list(request.addresses)
         tokens = list(request.recipients)
         store = self._ctx.store
-        state = store.directory() if directory.has_names(tokens) else {}
-        return [r.tel for r in directory.resolve(state, tokens, self._ctx.rules)]
+        state = store.directory() if recipients.has_names(tokens) else {}
+        return [r.tel for r in recipients.resolve(state, tokens, self._ctx.rules)]
 
     def _record(
         self, request: SendRequest, reservation: int, report: SendReport, key: str, parts: int

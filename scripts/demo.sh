@@ -7,7 +7,7 @@ VENV=${VENV:?VENV must point at the virtual env (make demo sets it)}
 PY="$VENV/bin/python"
 DEMO_DIR=${DEMO_DIR:-$(dirname "$VENV")/demo}
 PORT=${SANDBOX_PORT:-8080}  # 8080 when free, otherwise any free port
-mkdir -p "$DEMO_DIR/data"
+mkdir -p "$DEMO_DIR" && mkdir -p -m 0700 "$DEMO_DIR/data"  # numbers, texts and the audit log: the owner only
 export PYTHONPATH="$PWD/plugins"  # the sandbox also gets the repo root (carrier_sandbox)
 
 if [ "$PORT" = 0 ] || ! "$PY" -c "import socket,sys; s=socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])))" "$PORT" 2>/dev/null; then

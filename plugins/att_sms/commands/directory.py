@@ -4,30 +4,27 @@ from __future__ import annotations
 
 from typing import Any
 
-from errbot import botcmd
-
 from att_sms.sending import directory
 from att_sms.text.arguments import ArgumentError, single_word
 from att_sms.text.common import utc_time
 from att_sms.text.formatting import echo
-from att_sms.text.numbers import NumberError, NumberRules, display_number
+from att_sms.text.numbers import NumberError, display_number
+
+from .runtime import Runtime, user_of
 
 
-class DirectoryCommands:
-    """Mixed into the AttSms plugin: ``!sms contact ...``, ``!sms group ...``, ``!sms optouts``."""
+class DirectoryDesk:
+    """``!sms contact ...``, ``!sms group ...``, ``!sms optouts``: the team's address book."""
 
-    def _rules_or_default(self) -> NumberRules:
-        return self._rules or NumberRules()
+    def __init__(self, rt: Runtime) -> None:
+        self._rt = rt
 
-    @botcmd
-    def sms_contact_add(self, msg: Any, args: str) -> str:
+    def contact_add(self, msg: Any, args: str) -> str:
         """<name> <number>: add or replace a contact."""
-        if self._settings is None:
-            return self._not_configured()
         name, _, number = (args or "").strip().partition(" ")
         if not name or not number.strip():
             return "usage: !sms contact add <name> <number>"
-        rules = self._rules_or_default()
+        rules = self._rt.rules
 
         def change(book: dict[str, Any]) -> tuple[str | None, str]:
             old = directory.contact_number(book, name)
@@ -42,7 +39,7 @@ class DirectoryCommands:
             )
 
         try:
-            old, tel = self._sms_store.edit_directory(change, audit)
+            old, tel = self._rt.store.edit_directory(change, audit)
         except (directory.DirectoryError, NumberError) as exc:
             return f"Contact not saved: {echo(str(exc), 300)}"
         if old == tel:
@@ -58,15 +55,12 @@ class DirectoryCommands:
     def _audit_entry(self, msg: Any, numbers: list[str], outcome: str) -> dict[str, Any]:
         """An address-book change for the audit log (``!sms log``), with who made it."""
         return {
-            "who": self._user_of(msg), "recipients": numbers, "parts": 0, "message_ids": [],
+            "who": user_of(msg), "recipients": numbers, "parts": 0, "message_ids": [],
             "outcome": outcome,
         }  # fmt: skip
 
-    @botcmd
-    def sms_contact_remove(self, msg: Any, args: str) -> str:
+    def contact_remove(self, msg: Any, args: str) -> str:
         """<name>: remove a contact (and from every group)."""
-        if self._settings is None:
-            return self._not_configured()
         try:
             name = single_word(args, "contact name", "usage: !sms contact remove <name>")
 
@@ -74,7 +68,7 @@ class DirectoryCommands:
                 old = directory.contact_number(book, name)
                 return old, directory.remove_contact(book, name)
 
-            old, groups = self._sms_store.edit_directory(
+            old, groups = self._rt.store.edit_directory(
                 remove,
                 lambda result: self._audit_entry(
                     msg,
@@ -87,44 +81,35 @@ class DirectoryCommands:
         also = f" (also removed from {', '.join(groups)})" if groups else ""
         return f"Contact {name.lower()} removed{also}."
 
-    @botcmd
-    def sms_contacts(self, msg: Any, args: str) -> str:
+    def contacts(self, msg: Any, args: str) -> str:
         """Lists the contacts."""
-        if self._settings is None:
-            return self._not_configured()
-        contacts = directory.list_contacts(self._sms_store.directory())
+        contacts = directory.list_contacts(self._rt.store.directory())
         if not contacts:
             return "No contacts yet: !sms contact add <name> <number>"
         return "Contacts: " + "; ".join(f"{name} {display_number(tel)}" for name, tel in contacts)
 
-    @botcmd
-    def sms_group_add(self, msg: Any, args: str) -> str:
+    def group_add(self, msg: Any, args: str) -> str:
         """<group> <member>...: create a group or add contacts/numbers to it."""
-        if self._settings is None:
-            return self._not_configured()
         words = (args or "").split()
         if len(words) < 2:
             return "usage: !sms group add <group> <member>..."
-        rules = self._rules_or_default()
+        rules = self._rt.rules
         try:
-            members = self._sms_store.edit_directory(
+            members = self._rt.store.edit_directory(
                 lambda book: directory.add_group(book, words[0], words[1:], rules)
             )
         except (directory.DirectoryError, NumberError) as exc:
             return f"Group not changed: {echo(str(exc), 300)}"
         return f"Group {words[0].lower()}: {', '.join(members)}."
 
-    @botcmd
-    def sms_group_remove(self, msg: Any, args: str) -> str:
+    def group_remove(self, msg: Any, args: str) -> str:
         """<group> [<member>...]: remove members, or the whole group when none are named."""
-        if self._settings is None:
-            return self._not_configured()
         words = (args or "").split()
         if not words:
             return "usage: !sms group remove <group> [<member>...]"
-        rules = self._rules_or_default()
+        rules = self._rt.rules
         try:
-            self._sms_store.edit_directory(
+            self._rt.store.edit_directory(
                 lambda book: directory.remove_group(book, words[0], words[1:] or None, rules=rules)
             )
         except (directory.DirectoryError, NumberError) as exc:
@@ -133,22 +118,16 @@ class DirectoryCommands:
             return f"Group {words[0].lower()} removed."
         return f"Removed {', '.join(words[1:])} from group {words[0].lower()}."
 
-    @botcmd
-    def sms_groups(self, msg: Any, args: str) -> str:
+    def groups(self, msg: Any, args: str) -> str:
         """Lists the groups and their members."""
-        if self._settings is None:
-            return self._not_configured()
-        groups = directory.list_groups(self._sms_store.directory())
+        groups = directory.list_groups(self._rt.store.directory())
         if not groups:
             return "No groups yet: !sms group add <group> <member>..."
         return "Groups: " + "; ".join(f"{g}: {', '.join(m) or '(empty)'}" for g, m in groups)
 
-    @botcmd
-    def sms_optouts(self, msg: Any, args: str) -> str:
+    def optouts(self, msg: Any, args: str) -> str:
         """Lists the numbers that opted out by texting STOP."""
-        if self._settings is None:
-            return self._not_configured()
-        optouts = self._sms_store.optouts()
+        optouts = self._rt.store.optouts()
         if not optouts:
             return "No number has opted out."
         listed = "; ".join(

@@ -7,6 +7,7 @@ finished (deleted) only after its post was confirmed by the chat.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from att_sms.carrier.client import DeliveryInfo
 from att_sms.carrier.errors import AttSmsError, NotFoundError
@@ -15,7 +16,9 @@ from att_sms.pages.delivery_loop import DeliveryLoop
 from att_sms.sending.pipeline import FOLLOW_UP_FIRST
 from att_sms.store import FollowUp
 
+from .runtime import Runtime
 from .sending import status_line
+from .threads import ConversationThreads
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -25,17 +28,22 @@ POST_RETRY = 30.0  # a follow-up whose post failed is tried again after this lon
 
 
 class FollowUps:
-    """Mixed into the AttSms plugin: the follow-up poller."""
+    """The follow-up poller: ``tick`` checks the due follow-ups and posts their updates."""
 
-    def _follow_up_tick(self, generation: int) -> None:
+    def __init__(
+        self, rt: Runtime, threads: ConversationThreads, *, may_work: Callable[[], bool]
+    ) -> None:
+        self._rt = rt
+        self._threads = threads
+        self._may_work = may_work
+
+    def tick(self) -> None:
         """Check due follow-ups; post one update per message when final or given up."""
-        store = self._sms_store
-        if generation != self._generation or self._settings is None or store is None:
-            return
         if not self._may_work():
             return
+        store = self._rt.store
         for task in store.due_follow_ups(store.now()):
-            if generation != self._generation:
+            if not self._rt.current():
                 return
             try:
                 self._follow_one(task)
@@ -43,9 +51,7 @@ class FollowUps:
                 log.exception("AttSms follow-up of %s failed", task.message_id)
 
     def _follow_one(self, task: FollowUp) -> None:
-        settings, client, store = self._settings, self._client, self._sms_store
-        if settings is None or client is None or store is None:
-            return
+        settings, client, store = self._rt.settings, self._rt.client, self._rt.store
         infos: list[DeliveryInfo] | None = None
         problem, gone = "", False
         try:
@@ -61,7 +67,7 @@ class FollowUps:
         final = bool(infos) and all(i.status in FINAL_STATES for i in infos or ())
         if final or gone or now - task.started >= settings.follow_up_limit:
             try:
-                self._post_follow_up(task, follow_up_text(task, final, problem, now))
+                self._threads.post_follow_up(task, follow_up_text(task, final, problem, now))
             except (PostFailed, ValueError) as exc:
                 log.warning("AttSms follow-up of %s not posted yet: %s", task.message_id, exc)
                 task.next_at = now + POST_RETRY
@@ -75,6 +81,7 @@ class FollowUps:
 
 
 def follow_up_text(task: FollowUp, final: bool, problem: str, now: float) -> str:
+    """A follow-up's post: the final states, or why following stopped and the last seen."""
     states = "; ".join(status_line(address, status) for address, status in task.last)
     if final:
         return f"Delivery of SMS {task.message_id}: {states}"

@@ -20,7 +20,6 @@ from att_sms.chat.chat_posting import PostFailed, post_confirmed
 from att_sms.chat.conversation_posting import (
     ConversationPoster,
     ThreadReply,
-    poster_id,
     threads_enabled,
 )
 from att_sms.chat.conversations import FOLLOW_UP, PAGE_ACK, PAGE_STEP, page_link, send_link
@@ -28,6 +27,8 @@ from att_sms.sending.parts import SENT, SendReport
 from att_sms.sending.pipeline import SendRequest
 from att_sms.store import FollowUp, PagePost
 from att_sms.text.numbers import canonical_sender
+
+from .runtime import Runtime
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -59,26 +60,35 @@ def _typed_in_slack_channel(msg: Any) -> bool:
 
 
 class ConversationThreads:
-    """Mixed into the AttSms plugin: conversations as threads for commands, follow-ups, pages."""
+    """Conversations as threads for commands, follow-ups and page posts.
 
-    def _conversation_poster(self) -> ConversationPoster:
-        holder = self.__dict__.get("_att_thread_holder")
-        if holder is None:
-            holder = poster_id(str(getattr(self.bot_config, "BOT_DATA_DIR", "") or "."))
-            self.__dict__["_att_thread_holder"] = holder
-        return ConversationPoster(self._bot, self._sms_store, self._settings, holder)
+    ``holder`` is this bot's thread-claim id (``poster_id`` of its data directory). The sends
+    of a command typed in a Slack channel are collected per thread (a ``threading.local``)
+    while it runs.
+    """
 
-    def _command_sends(self) -> threading.local:
-        return self.__dict__.setdefault("_att_command_sends", threading.local())
+    def __init__(self, rt: Runtime, *, holder: str) -> None:
+        self._rt = rt
+        self._holder = holder
+        self._command_sends = threading.local()
+
+    def enabled(self) -> bool:
+        """Conversations as threads on this chat and configuration."""
+        return threads_enabled(self._rt.bot, self._rt.settings)
+
+    def poster(self) -> ConversationPoster:
+        """The conversations' poster over this activation."""
+        rt = self._rt
+        return ConversationPoster(rt.bot, rt.store, rt.settings, self._holder)
 
     # ----------------------------------------------------------------- commands
 
-    def _in_conversation(self, msg: Any, run: Callable[[], str]) -> str | None:
+    def in_conversation(self, msg: Any, run: Callable[[], str]) -> str | None:
         """Run a sending command typed in a Slack channel; its answer is the conversation's
         root (or it is answered in the thread it was typed in). None: already posted."""
-        if not threads_enabled(self._bot, self._settings) or not _typed_in_slack_channel(msg):
+        if not self.enabled() or not _typed_in_slack_channel(msg):
             return run()
-        local = self._command_sends()
+        local = self._command_sends
         collected = local.collected = _Collected()
         try:
             reply = run()
@@ -93,7 +103,7 @@ class ConversationThreads:
             return reply
 
     def _join_command(self, msg: Any, reply: str, collected: _Collected) -> str | None:
-        poster = self._conversation_poster()
+        poster = self.poster()
         thread = slack_thread_of(msg)
         answer: str | None = reply
         try:
@@ -108,40 +118,41 @@ class ConversationThreads:
             poster.join(room, thread, collected.numbers, collected.message_ids, collected.page_ids)
         return answer
 
-    def _thread_send(self, request: SendRequest, report: SendReport) -> None:
-        """A send went out (a command's, a page step's): it joins its conversation's thread."""
-        if not threads_enabled(self._bot, self._settings) or report is None:
+    def on_sent(self, request: SendRequest, report: SendReport) -> None:
+        """A send went out (a command's, a page step's): it joins its conversation's thread.
+        The send pipeline's ``on_sent``."""
+        if not self.enabled() or report is None:
             return
         try:
             numbers = report.addresses(SENT)
             message_ids = list(report.message_ids)
             page_id = request.page_id
-            collected = getattr(self._command_sends(), "collected", None)
+            collected: _Collected | None = getattr(self._command_sends, "collected", None)
             if collected is not None:
                 collected.numbers += numbers
                 collected.message_ids += message_ids
                 if page_id:
                     collected.page_ids.append(page_id)
                 return
-            poster = self._conversation_poster()
+            poster = self.poster()
             linked = poster.page_thread(page_id) if page_id else None
             if linked is not None and numbers:
                 poster.join(linked[0], linked[1], numbers, message_ids)
         except Exception:  # never fail a send for its thread
             log.exception("AttSms could not link a send to its conversation")
 
-    def _reply_in_thread(self, msg: Any, args: str) -> ThreadReply | None:
+    def reply_in_thread(self, msg: Any, args: str) -> ThreadReply | None:
         """``!sms reply <text>`` typed in a conversation's thread: the number it answers.
 
         None when the command is not in such a thread, or when its first word is a handle
         (``#r7``, or ``r7`` of a message of this thread's number): the handle form applies.
         """
         thread = slack_thread_of(msg)
-        if thread is None or not threads_enabled(self._bot, self._settings):
+        if thread is None or not self.enabled():
             return None
         if not _typed_in_slack_channel(msg):
             return None
-        poster = self._conversation_poster()
+        poster = self.poster()
         try:
             room = poster.room_of(msg.to)
         except PostFailed:
@@ -152,44 +163,44 @@ class ConversationThreads:
         first = (args or "").strip().split(None, 1)[0] if (args or "").strip() else ""
         if first.startswith("#"):
             return None
-        origin = self._sms_store.origin_of(first) if first else None
+        origin = self._rt.store.origin_of(first) if first else None
         if origin is not None:
-            if canonical_sender(origin.sender_address, self._settings.default_region) in numbers:
+            if canonical_sender(origin.sender_address, self._rt.settings.default_region) in numbers:
                 return None
         return poster.reply_target(room, thread)
 
     # ----------------------------------------------------------------- follow-ups, page posts
 
-    def _post_follow_up(self, task: FollowUp, text: str) -> None:
+    def post_follow_up(self, task: FollowUp, text: str) -> None:
         """A follow-up's post, in its send's thread when it has one. Raises ``PostFailed``."""
-        identifier = self.build_identifier(task.target)
-        settings = self._settings
-        if not threads_enabled(self._bot, settings):
-            post_confirmed(self._bot, identifier, text)
+        identifier = self._rt.build_identifier(task.target)
+        settings = self._rt.settings
+        if not self.enabled():
+            post_confirmed(self._rt.bot, identifier, text)
             return
-        self._conversation_poster().post_linked(
+        self.poster().post_linked(
             identifier, text, send_link(task.message_id),
             broadcast=FOLLOW_UP in settings.thread_broadcast,
         )  # fmt: skip
 
-    def _post_page_text(self, identifier: Any, post: PagePost) -> None:
+    def post_page_text(self, identifier: Any, post: PagePost) -> None:
         """A page's room post, in the page's thread when it has one. Raises ``PostFailed``."""
-        settings = self._settings
-        if not threads_enabled(self._bot, settings):
-            post_confirmed(self._bot, identifier, post.text)
+        settings = self._rt.settings
+        if not self.enabled():
+            post_confirmed(self._rt.bot, identifier, post.text)
             return
-        poster = self._conversation_poster()
+        poster = self.poster()
         kinds = settings.thread_broadcast
         broadcast = PAGE_STEP in kinds or (
             PAGE_ACK in kinds and poster.is_page_ack(post.page_id, post.text)
         )
         poster.post_linked(identifier, post.text, page_link(post.page_id), broadcast=broadcast)
 
-    def _mark_page_ack(self, page_id: str, room: str, text: str) -> None:
+    def mark_page_ack(self, page_id: str, room: str, text: str) -> None:
         """``text`` (queued for the page's room) acknowledges the page: THREAD_BROADCAST."""
-        if not threads_enabled(self._bot, self._settings):
+        if not self.enabled():
             return
         try:
-            self._conversation_poster().mark_page_ack(page_id, room, text)
+            self.poster().mark_page_ack(page_id, room, text)
         except Exception:  # a mark only decides whether the post is shown in the channel
             log.exception("AttSms could not mark the acknowledgement of page %s", page_id)

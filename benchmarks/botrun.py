@@ -124,13 +124,13 @@ def storage_in_use(bot: Any) -> str:
 
 
 def store_of(bot: Any) -> Any:
-    """The plugin's store (``att_sms.store.Store``, ``AttSms._sms_store``).
+    """The plugin's store (``att_sms.store.Store``, ``AttSms.services.runtime.store``).
 
     Private on purpose, and the only private attribute the benchmarks touch: the plugin
     has no public view of ``counts()`` or setter for ``seen_limit``, and recording
     history through the store API is what makes 10,000 sends take seconds, not minutes.
     """
-    store = bot.plugin._sms_store
+    store = bot.plugin.services.runtime.store
     if store is None:
         raise RuntimeError("AttSms has no store open (not configured?)")
     return store

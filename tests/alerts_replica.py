@@ -39,7 +39,7 @@ def main() -> None:
                 if time.monotonic() > deadline:
                     raise SystemExit("the Webserver did not start") from None
                 time.sleep(0.05)
-        Path(ready_file).write_text(str(bot.plugin._may_work()))
+        Path(ready_file).write_text(str(bot.plugin.services.replicas.may_work()))
         sys.stdin.read()  # until the test closes it
     finally:
         bot.stop()

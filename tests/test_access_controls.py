@@ -156,7 +156,7 @@ def test_stranger_cannot_hijack_a_page_or_cancel_it(
         answer = say(chat_bot, STRANGER, place, "!sms contact add alice +12125550666")
         assert answer == "You're not allowed to access this command from this user"
     assert say(chat_bot, STRANGER, "dm", "!sms cancel P1").startswith("You're not allowed")
-    assert "tel:+12125550666" not in str(chat_bot.plugin._sms_store.directory())
+    assert "tel:+12125550666" not in str(chat_bot.plugin.services.runtime.store.directory())
 
     changed = say(chat_bot, ADMIN, ROOM, "!sms contact add alice +12125550199")
     assert changed.startswith("Contact alice changed: pages to alice now go to tel:+12125550199")

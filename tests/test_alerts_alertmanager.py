@@ -137,7 +137,7 @@ def test_alertmanager_pages_once_an_sms_ack_stops_it_and_resolve_closes_it(
     assert BOB not in [a for a, _ in sms_to(sandbox)]
     assert len(sms_to(sandbox)) == 3  # the page, the ack's answer, resolved: each once
     assert len([t for t in bot.room() if "resolved" in t]) == 1
-    decisions = bot.plugin._alert_intake().decisions
+    decisions = bot.plugin.services.alerts.intake.decisions
     assert decisions["open"] == 1 and decisions["resolve"] == 1
     assert decisions["ignore"] >= 3  # the other manager's copies and the repeats
 
@@ -156,5 +156,5 @@ def test_alertmanager_retries_until_the_bot_takes_it_and_pages_once(
     ]
     time.sleep(5)  # more retries and repeats
     assert len(sms_to(sandbox)) == 1
-    decisions = bot.plugin._alert_intake().decisions
+    decisions = bot.plugin.services.alerts.intake.decisions
     assert decisions["open"] == 1 and decisions["ignore"] >= 1

@@ -59,7 +59,7 @@ def test_an_odd_item_does_not_cost_the_batch(bot: Bot, sandbox, client_id: str) 
     assert "3 messages arrived" in answer, answer
     for text in ("first", "no id at all", "fourth"):
         assert len(bot.wait_for_posts(text)) == 1
-    assert bot.plugin._sms_store.counts() == {"pending": 0, "seen": 3}
+    assert bot.plugin.services.runtime.store.counts() == {"pending": 0, "seen": 3}
 
 
 def test_json_with_a_charset_or_no_type_is_read(bot: Bot, sandbox, client_id: str) -> None:
@@ -107,7 +107,7 @@ def test_a_broken_route_backs_off_alone(bot: Bot, sandbox, client_id: str) -> No
     time.sleep(6)
     polls = sandbox.state()["requests"].get(INBOX, 0) - before
     # reg-ops: about 6 polls in 6 s; reg-gone: backing off (2, 4, 8 s...): at most 2
-    routes = bot.plugin._routes
+    routes = bot.plugin.services.inbound.routes
     assert routes["reg-gone"].failures >= 2 and routes["reg-ops"].failures == 0
     assert 5 <= polls <= 10, polls
     answer = bot.ask("!sms inbox reg-ops")
@@ -125,7 +125,7 @@ def test_stop_blocks_the_next_send_before_it_is_posted(
     bot.fail_sends = lambda body: "SMS from" in body  # the room cannot be posted to
     sandbox.inject_inbound("reg-ops", sender, "STOP")
     bot.ask("!sms inbox")
-    assert bot.plugin._sms_store.counts()["pending"] == 1  # stored, not posted
+    assert bot.plugin.services.runtime.store.counts()["pending"] == 1  # stored, not posted
     answer = bot.ask("!sms send 212-555-0199 are you there")
     assert answer.startswith("Not sent: every recipient opted out"), answer
     assert sent(sandbox) == []
@@ -222,7 +222,7 @@ def test_a_send_in_flight_through_a_deactivation_gets_its_reply_and_audit(
     assert reply.startswith("Sent to tel:+12125551234: message id"), answers
     assert "Computer says" not in " ".join(answers)
     assert "activated" in bot.ask("!plugin activate AttSms").lower()
-    (entry,) = bot.plugin._sms_store.last_audit(5)
+    (entry,) = bot.plugin.services.runtime.store.last_audit(5)
     assert entry["outcome"] == "sent" and entry["message_ids"] == [sent(sandbox)[0]["messageId"]]
 
 

@@ -216,7 +216,7 @@ def test_stuck_polling_fails_readiness_and_is_said_once_in_the_room(
     )
     assert bot.configure(config) == "Plugin configuration done."
     # The bound is 303 s at POLL_INTERVAL 1 (the longest retry wait is 300 s): lower it.
-    bot.plugin._stuck_after = 3.0
+    bot.plugin.services.health.stuck_after = 3.0
     base = f"http://127.0.0.1:{port}"
     assert wait_until(lambda: http_get(base + "/readyz")[0] == 200)
 
@@ -312,7 +312,7 @@ def test_a_scrape_reads_the_store_once_a_second_at_most(bot: Bot, sandbox, clien
     assert http_get(base + "/readyz") == (200, "ready\n")
     time.sleep(1.1)  # what was read for that answer is now too old
     transactions: list[str] = []
-    database = bot.plugin._sms_store.database._db  # the SQLite connection itself
+    database = bot.plugin.services.runtime.store.database._db  # the SQLite connection itself
     database.set_trace_callback(lambda sql: sql.startswith("BEGIN") and transactions.append(sql))
     try:
         started = time.monotonic()

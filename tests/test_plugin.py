@@ -156,7 +156,7 @@ def test_without_threads_a_send_opens_no_conversation(ready: Bot, sandbox) -> No
     """Issue 23: errbot's test backend has no threads; the answer is errbot's, as before."""
     answer = ready.ask("!sms send +12125551234 no threads here")
     assert answer.startswith("Sent to tel:+12125551234: message id ")
-    assert ready.plugin._sms_store.conversation_count() == 0
+    assert ready.plugin.services.runtime.store.conversation_count() == 0
 
 
 def test_send_many_recipients_in_one_request(ready: Bot, sandbox) -> None:
@@ -500,7 +500,7 @@ def test_concurrent_sends_and_poller_keep_storage_consistent(
     assert len(sends(sandbox)) == 20
     for i in range(30):
         assert len(bot.wait_for_posts(f"stream {i:02d}", timeout=10)) == 1
-    counts = bot.plugin._sms_store.counts()
+    counts = bot.plugin.services.runtime.store.counts()
     assert counts == {"pending": 0, "seen": 30}
 
 
@@ -519,7 +519,8 @@ def test_quick_reactivation_during_a_slow_poll_leaves_one_poller(
     time.sleep(4)
     polls = sandbox.state()["requests"].get(path, 0) - before
     assert 2 <= polls <= 6, polls  # one poll a second (POLL_INTERVAL 1)
-    pollers = [p for p in bot.plugin.current_pollers if p[0].__name__ == "_poll_tick"]
+    poll_tick = bot.plugin.services.inbound.tick
+    pollers = [p for p in bot.plugin.current_pollers if p[1][1] == poll_tick]
     assert len(pollers) == 1
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "after reactivation")
     assert len(bot.wait_for_posts("after reactivation", timeout=5)) == 1

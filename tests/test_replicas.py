@@ -187,7 +187,7 @@ def replicas(
             started.append(bot)
             assert bot.configure(config) == "Plugin configuration done."
         a, b = started[-2:]
-        assert a.plugin._may_work() and not b.plugin._may_work()
+        assert a.plugin.services.replicas.may_work() and not b.plugin.services.replicas.may_work()
         return a, b
 
     yield start
@@ -315,13 +315,13 @@ def test_quota_reservations_from_two_stores_at_once_respect_one_limit(
 def test_a_replica_that_leaves_hands_the_work_over_at_once(replicas: Any, sandbox: Any) -> None:
     a, b = replicas()
     assert a.ask("!plugin deactivate AttSms") == "Plugin AttSms deactivated."
-    wait_until(b.plugin._may_work, plugin_replicas.RENEW_EVERY + 3, "the standby to take over")
-    lease = b.plugin._sms_store.lease(LEASE_NAME)
-    assert lease.held_by(b.plugin._holder)
+    wait_until(b.plugin.services.replicas.may_work, plugin_replicas.RENEW_EVERY + 3, "the standby to take over")
+    lease = b.plugin.services.runtime.store.lease(LEASE_NAME)
+    assert lease.held_by(b.plugin.services.replicas.holder)
     sandbox.inject_inbound("reg-ops", "tel:+12125559876", "after the handover")
     assert len(b.wait_for_posts("after the handover", timeout=10)) == 1
     assert a.ask("!plugin activate AttSms") == "Plugin AttSms activated."
-    assert not a.plugin._may_work() and b.plugin._may_work()  # it comes back as a standby
+    assert not a.plugin.services.replicas.may_work() and b.plugin.services.replicas.may_work()  # it comes back as a standby
 
 
 def test_replica_commands_all_runs_what_each_replica_receives(replicas: Any, sandbox: Any) -> None:

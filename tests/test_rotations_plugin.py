@@ -67,7 +67,7 @@ def make_bot(env: None, tmp_path: Path, sandbox, client_id: str) -> Iterator[Any
         config.update(overrides)
         assert bot.configure(config) == "Plugin configuration done."
         clock = Clock(now)
-        bot.plugin._sms_store.database.now = clock  # the store's clock, for this test
+        bot.plugin.services.runtime.store.database.now = clock  # the store's clock, for this test
         for name, tel in (("alice", ALICE), ("bob", BOB), ("carol", CAROL)):
             assert bot.ask(f"!sms contact add {name} {tel[4:]}").startswith(f"Contact {name}")
         return bot, clock

@@ -49,8 +49,8 @@ def test_fifty_simultaneous_sends_one_token(
     seconds = time.monotonic() - started
     state = sandbox.state()
     sent = state["sent"]
-    audit = bot.plugin._sms_store.last_audit(1000)
-    with bot.plugin._sms_store.transaction() as tx:
+    audit = bot.plugin.services.runtime.store.last_audit(1000)
+    with bot.plugin.services.runtime.store.transaction() as tx:
         billed = tx.scalar("SELECT SUM(units) FROM att_sends", default=0)
     audit_ids = sorted(i for entry in audit for i in entry["message_ids"])
     reply_ids = sorted(r.rsplit(" ", 1)[1] for r in replies if r.startswith("Sent to"))
@@ -108,7 +108,7 @@ def test_sends_while_the_poller_streams_inbound(
         time.sleep(0.1)
     time.sleep(1.0)  # a few more polls: nothing may be posted twice
     counts = [len(bot.posts_containing(f"stream {i:03d}")) for i in range(INBOUND)]
-    ledger = bot.plugin._sms_store.counts()
+    ledger = bot.plugin.services.runtime.store.counts()
     seconds = time.monotonic() - started
     reliakit.FIGURES.setdefault("concurrency", {})["sends_during_polling"] = {
         "sends": SENDS,

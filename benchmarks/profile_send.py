@@ -48,7 +48,7 @@ STAGES: list[tuple[Any, str]] = [
     (recipients_module, "resolve"),
     (pipeline_module, "send_parts"),
     (pipeline_module.SendPipeline, "_record"),
-    (sending_module.SendCommands, "_guarded_send"),
+    (sending_module.SendDesk, "deliver"),
 ]
 
 
@@ -91,16 +91,16 @@ def main(count: int = 600) -> str:
                             _sent(ask(bot, f"!sms send {ONE_NUMBER} profile {i}")[0])
                         for owner, name, original in originals:
                             setattr(owner, name, original)
-                        page = sending_module.SendCommands._guarded_send
+                        deliver = sending_module.SendDesk.deliver
 
-                        def profiled(self: Any, msg: Any, **kwargs: Any) -> Any:
+                        def profiled(self: Any, request: Any) -> Any:
                             profile.enable()
                             try:
-                                return page(self, msg, **kwargs)
+                                return deliver(self, request)
                             finally:
                                 profile.disable()
 
-                        sending_module.SendCommands._guarded_send = profiled
+                        setattr(sending_module.SendDesk, "deliver", profiled)
                         for i in range(count):
                             _sent(ask(bot, f"!sms send {ONE_NUMBER} profiled {i}")[0])
                     finally:
@@ -109,7 +109,7 @@ def main(count: int = 600) -> str:
                     settle(bot, 1.0)
         finally:
             sandbox.stop()
-    lines = [f"{count} x !sms send, p50 per stage (the pipeline: _guarded_send):"]
+    lines = [f"{count} x !sms send, p50 per stage (the pipeline and its metric: SendDesk.deliver):"]
     measured = {name: values for name, values in times.items() if values}
     for name, values in sorted(measured.items(), key=lambda item: -statistics.median(item[1])):
         lines.append(

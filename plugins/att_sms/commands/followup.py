@@ -24,6 +24,7 @@ log = logging.getLogger("errbot.plugins.AttSms")
 
 FINAL_STATES = frozenset({"DeliveredToTerminal", "DeliveryImpossible"})
 FOLLOW_UP_MAX_GAP = 300.0
+FOLLOW_UP_TICK = 1.0  # how often due follow-ups are looked for
 POST_RETRY = 30.0  # a follow-up whose post failed is tried again after this long
 
 

@@ -14,6 +14,8 @@ from att_sms.chat.chat_posting import PostFailed
 from att_sms.store import PagePost, Store
 
 from .inbound import in_room
+from .runtime import Runtime
+from .threads import ConversationThreads
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -22,15 +24,19 @@ POST_RETRY_MAX = 60.0
 POST_GIVE_UP = 1500  # attempts (about a day at POST_RETRY_MAX) before a post is dropped
 
 
-class PagePosts:
-    """Mixed into the AttSms plugin (through ``PageCommands``): making the queued page posts."""
+class PagePoster:
+    """Makes the queued page posts (built by ``PageDesk``; its poller calls ``post_queued``)."""
 
-    def _post_page_events(self, store: Store, generation: int) -> None:
+    def __init__(self, rt: Runtime, threads: ConversationThreads) -> None:
+        self._rt = rt
+        self._threads = threads
+
+    def post_queued(self, store: Store) -> None:
         """Make the queued posts, in order per room; a refused post holds back its room."""
         now = store.now()
         held: set[str] = set()
         for post in store.pending_page_posts():
-            if generation != self._generation:
+            if not self._rt.current():
                 return
             if post.room in held or post.next_at > now:
                 held.add(post.room)
@@ -47,13 +53,13 @@ class PagePosts:
 
     def _post_one(self, post: PagePost) -> PostFailed | None:
         try:
-            identifier = self.build_identifier(post.room)
+            identifier = self._rt.build_identifier(post.room)
         except Exception as exc:  # ValueError and backend-specific errors
             return PostFailed(f"cannot post to {post.room!r}: {exc}")
         if not in_room(identifier):
             return PostFailed(f"the bot is not in {post.room} yet (joining)")
         try:
-            self._post_page_text(identifier, post)  # in the page's thread (commands.threads)
+            self._threads.post_page_text(identifier, post)  # in the page's thread
         except PostFailed as exc:
             return exc
         return None

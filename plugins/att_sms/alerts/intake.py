@@ -54,6 +54,8 @@ class Answer:
     status: int
     text: str
     headers: tuple[tuple[str, str], ...] = ()
+    #: A page was opened (a new group, or one paged again): its first SMS is due now.
+    opened_page: bool = False
 
 
 @dataclass(frozen=True)
@@ -272,7 +274,8 @@ def _state(group: AlertGroup | None, page: Page | None) -> GroupState | None:
 
 
 def _answer(decision: Decision, text: str) -> Answer:
-    return Answer(200, f"{decision.kind}: {text}")
+    opened = decision.kind in (OPEN_PAGE, REPAGE)
+    return Answer(200, f"{decision.kind}: {text}", opened_page=opened)
 
 
 def _authorised(header: str, token: str) -> bool:

@@ -1,4 +1,4 @@
-"""Pages from alerts: the errbot side. ``POST /att_sms/alerts`` (errbot's Webserver plugin
+"""Pages from alerts: the plugin's side. ``POST /att_sms/alerts`` (errbot's Webserver plugin
 serves it once configured), ``!sms alerts``, and the poller that sends the SMS owed about
 alert pages (resolved notices, acknowledgement answers). The logic is in ``att_sms.alerts``.
 """
@@ -6,44 +6,57 @@ alert pages (resolved notices, acknowledgement answers). The logic is in ``att_s
 from __future__ import annotations
 
 import logging
-import threading
+from collections.abc import Callable
 from typing import Any
 
-from errbot import botcmd, webhook
-
-from att_sms.alerts.intake import AlertConfig, AlertIntake
+from att_sms.alerts.intake import AlertConfig, AlertIntake, Answer
 from att_sms.pages.escalation import Page
 from att_sms.pages.escalation_text import sms_text
 from att_sms.pages.page_outcomes import ack_word
-from att_sms.sending.pipeline import NotActive, SendRequest
+from att_sms.sending.pipeline import SendRequest
 from att_sms.store import Store
 from att_sms.text.common import format_elapsed
 from att_sms.text.formatting import neutralise
 from att_sms.text.splitting import MessageError, plan_message
 
+from .pages import PageDesk
+from .runtime import Runtime
+from .sending import SendDesk
+
 log = logging.getLogger("errbot.plugins.AttSms")
 
 ALERT_SMS_TICK = 1.0
 
+#: What the endpoint answers: the body, the HTTP status, the headers.
+HttpAnswer = tuple[str, int, dict[str, str]]
 
-class AlertCommands:
-    """Mixed into the AttSms plugin: the alerts endpoint, ``!sms alerts``, owed SMS."""
 
-    def _alert_intake(self) -> AlertIntake:
-        intake = self.__dict__.get("_att_alert_intake")
-        if intake is None:
-            intake = AlertIntake(
-                config=self._alert_config,
-                store=lambda: self._sms_store,
-                resolve=self._alert_targets,
-            )
-            self.__dict__["_att_alert_intake"] = intake
-        return intake
+class AlertDesk:
+    """The alerts endpoint, ``!sms alerts`` and the SMS owed about alert pages."""
 
-    def _alert_config(self) -> AlertConfig | None:
-        settings = self._settings
-        if settings is None:
-            return None
+    def __init__(
+        self,
+        rt: Runtime,
+        pages: PageDesk,
+        sending: SendDesk,
+        *,
+        may_work: Callable[[], bool],
+        run_pages_soon: Callable[[], None],
+    ) -> None:
+        self._rt = rt
+        self._pages = pages
+        self._sending = sending
+        self._may_work = may_work
+        self._run_pages_soon = run_pages_soon
+        #: The endpoint's logic (its ``decisions`` are read by tests and checks).
+        self.intake = AlertIntake(
+            config=self._alert_config,
+            store=lambda: rt.store,
+            resolve=self._alert_targets,
+        )
+
+    def _alert_config(self) -> AlertConfig:
+        settings = self._rt.settings
         word = ack_word(settings)
 
         def fits(page: Page) -> bool:
@@ -66,72 +79,49 @@ class AlertCommands:
         )
 
     def _alert_targets(self, store: Store, tokens: list[str]) -> list[str]:
-        return self._page_recipients(self._context(), tokens)
+        return self._pages.recipients(tokens)
 
-    @webhook("/att_sms/alerts", methods=("POST",), raw=True)
-    def att_sms_alerts(self, request: Any) -> tuple[str, int, dict[str, str]]:
-        """Alertmanager's / Grafana's webhook (see docs/ALERTS.md)."""
-        self._begin_command()
-        try:
-            answer = self._alert_intake().handle(
-                request.headers, request.args.get("route"), request.content_length,
-                request.stream.read,
-            )  # fmt: skip
-        except NotActive:
-            return "the AttSms plugin is being reconfigured; retry\n", 503, {}
-        finally:
-            self._end_command()
-        if answer.status == 200 and answer.text.startswith(("open:", "repage:")):
+    def webhook(self, request: Any) -> HttpAnswer:
+        """``POST /att_sms/alerts``: one notification (errbot's raw request)."""
+        answer = self.intake.handle(
+            request.headers, request.args.get("route"), request.content_length,
+            request.stream.read,
+        )  # fmt: skip
+        if answer.status == 200 and answer.opened_page:
             # The page's first SMS goes out from the escalation poller's code, now rather
             # than at its next tick (a no-op when a run is already going on).
-            threading.Thread(
-                target=self._pages_tick, args=(self._generation,), name="AttSms alert page",
-                daemon=True,
-            ).start()  # fmt: skip
-        headers = {"Content-Type": "text/plain; charset=utf-8", **dict(answer.headers)}
-        return answer.text + "\n", answer.status, headers
+            self._run_pages_soon()
+        return http_answer(answer)
 
     # ----------------------------------------------------------------- owed SMS
 
-    def _alert_sms_tick(self, generation: int) -> None:
+    def owed_sms_tick(self) -> None:
         """Send the SMS owed about alert pages, each at most once. Never raises."""
-        if generation != self._generation or self._settings is None:
-            return
-        self._begin_command()
         try:
             if not self._may_work():
                 return
-            ctx = self._context()
-            for owed in ctx.store.pending_owed_sms():
-                if generation != self._generation:
+            store = self._rt.store
+            for owed in store.pending_owed_sms():
+                if not self._rt.current():
                     return
-                if not ctx.store.claim_owed_sms(owed.id):
+                if not store.claim_owed_sms(owed.id):
                     continue
                 request = SendRequest(
                     who=owed.created_by, where=owed.room, text=owed.text,
                     addresses=(owed.tel,), again=True,
                 )  # fmt: skip
                 try:
-                    self._send_pipeline(ctx).deliver(request)
+                    self._sending.pipeline().deliver(request)
                 except Exception:  # claimed: it may have gone out, never sent again
                     log.exception("AttSms SMS %s to %s failed", owed.key, owed.tel)
-        except NotActive:
-            return
         except Exception:
             log.exception("AttSms owed SMS run failed unexpectedly")
-        finally:
-            self._end_command()
 
     # ----------------------------------------------------------------- command
 
-    @botcmd
-    def sms_alerts(self, msg: Any, args: str) -> str:
-        """The alert groups still firing, with their pages (from Alertmanager or Grafana)."""
-        if self._settings is None:
-            return self._not_configured()
-        store = self._sms_store
-        if store is None:
-            return "Alerts not available: the plugin is being reconfigured; try again."
+    def alerts(self, msg: Any, args: str) -> str:
+        """``!sms alerts``: one line per firing alert group, with its page."""
+        store = self._rt.store
         groups = store.alert_groups()
         if not groups:
             return "No firing alert groups."
@@ -150,4 +140,25 @@ class AlertCommands:
         return "\n".join(lines)
 
 
-__all__ = ["AlertCommands"]
+def http_answer(answer: Answer) -> HttpAnswer:
+    """The intake's answer as errbot's webhook returns it: one line, its status, headers."""
+    headers = {"Content-Type": "text/plain; charset=utf-8", **dict(answer.headers)}
+    return answer.text + "\n", answer.status, headers
+
+
+def webhook_unconfigured(request: Any) -> HttpAnswer:
+    """``POST /att_sms/alerts`` while the plugin is not configured (or between activations):
+    the same checks (token, authorisation, size, payload) as configured, then 503, so that
+    Alertmanager retries."""
+    intake = AlertIntake(config=lambda: None, store=lambda: None, resolve=_nobody)
+    answer = intake.handle(
+        request.headers, request.args.get("route"), request.content_length, request.stream.read
+    )
+    return http_answer(answer)
+
+
+def _nobody(store: Store, tokens: list[str]) -> list[str]:
+    return []  # never called: without a configuration the intake stops before resolving
+
+
+__all__ = ["ALERT_SMS_TICK", "AlertDesk", "http_answer", "webhook_unconfigured"]

@@ -1,8 +1,8 @@
 """``!sms health``, the metrics endpoint and the room alerts (see docs/OPERATIONS.md).
 
-``att_sms.ops.health`` judges; this mixin gathers what it judges from the plugin itself: the
+``att_sms.ops.health`` judges; :class:`HealthDesk` gathers what it judges: the inbound
 poller's per-registration ``RouteState``, the store, the client's token cache and a
-reachability check of the carrier. The metrics are ``self.metrics`` (``att_sms.ops.metrics``);
+reachability check of the carrier. The metrics are the runtime's (``att_sms.ops.metrics``);
 the endpoint is a ``MetricsServer`` of the plugin's own, on ``METRICS_PORT``.
 """
 
@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable
 from typing import Any
-
-from errbot import botcmd
 
 from att_sms.carrier.client import AttSmsClient
 from att_sms.carrier.errors import AttSmsError
@@ -38,7 +37,8 @@ from att_sms.store import Store
 from att_sms.store.gauges import StoreGauges, read_gauges
 from att_sms.text.formatting import echo
 
-from .inbound import MAX_BACKOFF
+from .inbound import MAX_BACKOFF, InboundPoller
+from .runtime import Runtime
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -50,43 +50,49 @@ ERROR_LENGTH = 120
 #: Audit outcomes as ``!sms health`` and the metrics name them, in the order shown.
 SEND_ORDER = ("sent", "refused", "uncertain", "partial")
 _OUTCOME_NAMES = {"failed": "refused"}
-_PROBLEMS = "PROBLEMS: "
 _PROBE_KEY = "health_probe"
 
 
-class HealthCommands:
-    """Mixed into the AttSms plugin: ``!sms health``, the metrics endpoint, poll alerts."""
+class HealthDesk:
+    """``!sms health``, the metrics endpoint and the room alerts about polling."""
 
-    _metrics_server: MetricsServer | None = None
-    _stuck_after: float | None = None  # None: polling is off, nothing can be stuck
-    #: When this replica began polling (activation, or taking the leader lease); None
-    #: while another replica polls.
-    _polling_since: float | None = None
-    _poll_alerts: PollAlerts | None = None
-    _unposted_alerts: dict[str, tuple[PollAlert, float]]  # set by _start_health
-    #: The store's counts for /metrics and /readyz: one read per SCRAPE_CACHE seconds.
-    _scrape_read: SharedRead[StoreGauges] | None = None
-
-    def _start_health(self, generation: int) -> None:
-        """Feed the gauges, start the metrics endpoint and the poll-alert checks."""
-        settings: Settings = self._settings
-        self._polling_since = time.time() if self._may_work() else None
-        self._stuck_after = (
+    def __init__(
+        self, rt: Runtime, inbound: InboundPoller, *, may_work: Callable[[], bool]
+    ) -> None:
+        self._rt = rt
+        self._inbound = inbound
+        self._may_work = may_work
+        settings = rt.settings
+        #: None: polling is off, nothing can be stuck.
+        self.stuck_after: float | None = (
             stuck_bound(settings.poll_interval, MAX_BACKOFF) if settings.poll_interval > 0 else None
         )
+        #: When this replica began polling (activation, or taking the leader lease); None
+        #: while another replica polls.
+        self._polling_since: float | None = None
         self._poll_alerts = PollAlerts(settings.alert_after) if settings.alert_after > 0 else None
-        self._unposted_alerts = {}
+        self._unposted_alerts: dict[str, tuple[PollAlert, float]] = {}
+        #: The store's counts for /metrics and /readyz: one read per SCRAPE_CACHE seconds.
         self._scrape_read = SharedRead(self._read_gauges, SCRAPE_CACHE)
-        self.metrics.inbound_waiting_from(self._waiting_count)
-        self.metrics.follow_ups_open_from(self._follow_ups_count)
-        self.metrics.escalations_open_from(self._escalations_count)
-        self.metrics.ready_from(self._readiness)
-        self._start_metrics_server(settings)
-        if settings.inbox_routes:
-            self.start_poller(HEALTH_TICK, self._health_tick, args=(generation,))
+        self._metrics_server: MetricsServer | None = None
+        #: Between start() and stop(): the gauges and /readyz read the store.
+        self._active = False
 
-    def _stop_health(self) -> None:
+    def start(self) -> None:
+        """Feed the gauges and start the metrics endpoint. The caller runs :meth:`tick`
+        every ``HEALTH_TICK`` seconds when there are inbox routes."""
+        self._active = True
+        self._polling_since = time.time() if self._may_work() else None
+        metrics = self._rt.metrics
+        metrics.inbound_waiting_from(self._waiting_count)
+        metrics.follow_ups_open_from(self._follow_ups_count)
+        metrics.escalations_open_from(self._escalations_count)
+        metrics.ready_from(self._readiness)
+        self._start_metrics_server(self._rt.settings)
+
+    def stop(self) -> None:
         """Stop the metrics endpoint (the alert poller stops with the plugin's pollers)."""
+        self._active = False
         server, self._metrics_server = self._metrics_server, None
         if server is not None:
             server.stop()
@@ -96,7 +102,7 @@ class HealthCommands:
         if settings.metrics_port <= 0:
             return
         server = MetricsServer(
-            self.metrics.render, self._readiness, settings.metrics_host, settings.metrics_port
+            self._rt.metrics.render, self._readiness, settings.metrics_host, settings.metrics_port
         )
         try:
             server.start()
@@ -107,27 +113,22 @@ class HealthCommands:
 
     # ----------------------------------------------------------------- !sms health
 
-    @botcmd
-    def sms_health(self, msg: Any, args: str) -> str:
-        """The bot's health at a glance, problems first: carrier, token, polls, posts, sends, store."""
-        if self._settings is None:
-            return self._not_configured()
-        self._begin_command()
-        try:
-            ctx = self._context()
-            snapshot = self._health_snapshot(ctx.client, ctx.store)
-        except NotActive:
-            return "Health not available: the plugin is being reconfigured; try again."
-        finally:
-            self._end_command()
+    def health(self, msg: Any, args: str) -> str:
+        """!sms health: problems first, then what is fine."""
+        snapshot = self._health_snapshot(self._rt.client, self._rt.store)
         polling = self._polling_since is not None
-        text = format_health(snapshot, time.time(), self._stuck_after if polling else None)
         note = "" if polling else "the inbox is polled by another replica (see !sms replicas)"
-        return _amend(text, self._posting_problems(), note)
+        return format_health(
+            snapshot,
+            time.time(),
+            self.stuck_after if polling else None,
+            more_problems=self._posting_problems(),
+            note=note,
+        )
 
     def _health_snapshot(self, client: AttSmsClient, store: Store) -> HealthSnapshot:
         carrier = _check_carrier(client)
-        store_health = self._store_health(with_size=True)
+        store_health = self._store_health(store, with_size=True)
         waiting, oldest, follow_ups, escalations, sends = 0, None, 0, None, {}
         if store_health.usable:
             try:
@@ -155,15 +156,14 @@ class HealthCommands:
         """Why inbound messages are held back, per registration (the last posting run's view)."""
         return [
             f"registration {reg}: inbound not posted: {echo(problem, ERROR_LENGTH)}"
-            for reg, problem in sorted(dict(self._post_problems).items())
+            for reg, problem in sorted(dict(self._inbound.post_problems).items())
         ]
 
     # ----------------------------------------------------------------- shared facts
 
     def _registrations(self) -> tuple[RegistrationHealth, ...]:
         """Each configured registration's polling, from the poller's own state."""
-        settings = self._settings
-        rooms = settings.inbox_routes if settings is not None else {}
+        rooms = self._rt.settings.inbox_routes
         since = self._polling_since or time.time()
         return tuple(
             RegistrationHealth(
@@ -175,13 +175,11 @@ class HealthCommands:
                 last_error=echo(state.problem, ERROR_LENGTH) if state.problem else None,
                 room=rooms.get(reg),
             )
-            for reg, state in sorted(dict(self._routes).items())
+            for reg, state in sorted(dict(self._inbound.routes).items())
         )
 
-    def _store_health(self, *, with_size: bool) -> StoreHealth:
-        store = self._sms_store
-        if store is None:
-            return StoreHealth("none", usable=False, error="the plugin is not active")
+    @staticmethod
+    def _store_health(store: Store, *, with_size: bool) -> StoreHealth:
         try:
             store.get_meta(_PROBE_KEY)  # one small read: the database answers
             size = store.size_bytes() if with_size else None
@@ -194,7 +192,7 @@ class HealthCommands:
 
         Polling counts only on the replica that polls (a standby has nothing to be stuck).
         """
-        stuck_after = self._stuck_after
+        stuck_after = self.stuck_after
         polling = stuck_after is not None and self._polling_since is not None
         snapshot = HealthSnapshot(
             store=self._scraped_store_health(),
@@ -205,22 +203,20 @@ class HealthCommands:
     # ----------------------------------------------------------------- gauges
 
     def _read_gauges(self) -> StoreGauges:
-        store = self._sms_store
-        if store is None:
+        if not self._active:
             raise NotActive()
-        return read_gauges(store)
+        return read_gauges(self._rt.store)
 
     def _scraped(self) -> StoreGauges:
         """The store's counts, read at most once per SCRAPE_CACHE seconds (raises its error)."""
-        shared = self._scrape_read
-        if shared is None:
+        if not self._active:
             raise NotActive()
-        return shared.get()
+        return self._scrape_read.get()
 
     def _scraped_store_health(self) -> StoreHealth:
-        store = self._sms_store
-        if store is None:
+        if not self._active:
             return StoreHealth("none", usable=False, error="the plugin is not active")
+        store = self._rt.store
         try:
             self._scraped()
         except NotActive:
@@ -247,33 +243,31 @@ class HealthCommands:
 
     # ----------------------------------------------------------------- the tick
 
-    def _health_tick(self, generation: int) -> None:
+    def tick(self) -> None:
         """Note whether this replica polls; check the poll alerts. Never raises."""
-        if generation != self._generation or self._settings is None:
-            return
         try:
             if not self._may_work():
                 self._polling_since = None  # the leader polls; its alerts are its own
                 return
             if self._polling_since is None:
                 self._polling_since = time.time()
-            self._alert_check(generation)
+            self._alert_check()
         except Exception:  # the poller must survive anything
             log.exception("AttSms health check failed")
 
-    def _alert_check(self, generation: int) -> None:
+    def _alert_check(self) -> None:
         """Say in a registration's room when its polling has failed too long, and when it is back."""
-        alerts, settings = self._poll_alerts, self._settings
-        if alerts is None or settings is None:
+        alerts = self._poll_alerts
+        if alerts is None:
             return
-        routes = dict(self._routes)
+        routes = dict(self._inbound.routes)
         failing = {reg: state.first_failure for reg, state in routes.items()}
         errors = {
             reg: echo(state.problem, ERROR_LENGTH) for reg, state in routes.items() if state.problem
         }
         for alert in alerts.check_all(failing, time.time(), errors):
             self._queue_alert(alert)
-        self._post_alerts(generation, settings)
+        self._post_alerts(self._rt.settings)
 
     def _queue_alert(self, alert: PollAlert) -> None:
         held = self._unposted_alerts.pop(alert.registration, None)
@@ -281,10 +275,10 @@ class HealthCommands:
             return  # the room never heard it was down: nothing to take back
         self._unposted_alerts[alert.registration] = (alert, 0.0)
 
-    def _post_alerts(self, generation: int, settings: Settings) -> None:
+    def _post_alerts(self, settings: Settings) -> None:
         now = time.monotonic()
         for reg, (alert, retry_at) in list(self._unposted_alerts.items()):
-            if generation != self._generation:
+            if not self._rt.current():
                 return
             if now < retry_at:
                 continue
@@ -293,7 +287,7 @@ class HealthCommands:
                 del self._unposted_alerts[reg]
                 continue
             try:
-                post_confirmed(self._bot, self.build_identifier(target), alert.text)
+                post_confirmed(self._rt.bot, self._rt.build_identifier(target), alert.text)
             except Exception as exc:  # PostFailed, or the backend refusing the identifier
                 wait = getattr(exc, "retry_after", None) or ALERT_RETRY
                 self._unposted_alerts[reg] = (alert, now + wait)
@@ -335,7 +329,6 @@ def _open_escalations(store: Store) -> int:
     return len(store.open_pages())
 
 
-
 def _sends_last_hour(store: Store) -> dict[str, int]:
     """Sends per outcome in the last hour, named as the metrics name them."""
     counts: dict[str, int] = {}
@@ -344,15 +337,3 @@ def _sends_last_hour(store: Store) -> dict[str, int]:
         counts[name] = counts.get(name, 0) + count
     rank = {name: i for i, name in enumerate(SEND_ORDER)}
     return dict(sorted(counts.items(), key=lambda item: (rank.get(item[0], len(rank)), item[0])))
-
-
-def _amend(text: str, problems: list[str], note: str) -> str:
-    """``format_health``'s answer with more ``problems`` first and ``note`` on the OK line."""
-    lines = text.split("\n")
-    if note:
-        lines[-1] = f"{lines[-1]}, {note}"
-    if problems and lines[0].startswith(_PROBLEMS):
-        lines[0] = f"{lines[0]}; {'; '.join(problems)}"
-    elif problems:
-        lines.insert(0, _PROBLEMS + "; ".join(problems))
-    return "\n".join(lines)

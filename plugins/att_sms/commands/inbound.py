@@ -11,15 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from errbot import botcmd
 from errbot.backends.base import Room
 
 from att_sms.carrier.errors import AttSmsError, CarrierUnavailable
 from att_sms.chat.chat_posting import PostFailed, is_slack, post_confirmed
-from att_sms.chat.conversation_posting import threads_enabled
 from att_sms.chat.conversations import group_by_number
 from att_sms.inbound.fetcher import FetcherExited, FetcherProcess, drain_into
 from att_sms.inbound.posts import Post, build_posts
@@ -27,6 +26,9 @@ from att_sms.store import StoredInbound
 from att_sms.text.common import UTC_CLOCK, plural, utc_time
 from att_sms.text.formatting import echo
 from att_sms.text.numbers import canonical_sender
+
+from .runtime import Runtime
+from .threads import ConversationThreads
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -50,29 +52,41 @@ class RouteState:
 
 
 class InboundPoller:
-    """Mixed into the AttSms plugin: the inbox poller, posting, and ``!sms inbox``."""
+    """The inbox poller, posting to the routes' rooms, and ``!sms inbox``."""
 
-    def _init_inbound(self) -> None:
-        self._poll_lock = threading.Lock()  # one inbox fetch+post at a time
+    def __init__(
+        self,
+        rt: Runtime,
+        threads: ConversationThreads,
+        *,
+        may_work: Callable[[], bool],
+        ack_notes: Callable[[list[StoredInbound]], dict[str, str]],
+        lock: threading.Lock,
+    ) -> None:
+        self._rt = rt
+        self._threads = threads
+        self._may_work = may_work
+        self._ack_notes = ack_notes
+        self._poll_lock = lock  # one inbox fetch+post at a time (one per plugin instance)
         self._fetcher: FetcherProcess | None = None
         self._child_retry_at = 0.0
-        self._routes: dict[str, RouteState] = {}
-        self._post_problems: dict[str, str] = {}
+        #: Each registration's schedule and health (read by ``!sms health``).
+        self.routes: dict[str, RouteState] = {}
+        #: Why a registration's messages are not posted, as of the last posting run.
+        self.post_problems: dict[str, str] = {}
         self._post_retry_at: dict[str, float] = {}
 
-    def _start_inbound(self, generation: int) -> None:
-        settings = self._settings
-        self._routes = {reg: RouteState() for reg in settings.inbox_routes}
-        self.metrics.track_registrations(settings.inbox_routes)
-        self._post_problems, self._post_retry_at = {}, {}
-        if settings.poll_interval > 0 and settings.inbox_routes:
-            self.start_poller(POLL_TICK, self._poll_tick, args=(generation,))
-        # Post what an earlier run stored but did not post, without waiting a whole interval.
-        threading.Thread(
-            target=self._flush_pending, args=(generation,), name="AttSms resume", daemon=True
-        ).start()
+    def start(self) -> None:
+        """Track the routes; post what an earlier run stored but did not post, without
+        waiting a whole interval. The caller runs :meth:`tick` every ``POLL_TICK`` seconds
+        when ``POLL_INTERVAL`` > 0 and there are routes."""
+        settings = self._rt.settings
+        self.routes = {reg: RouteState() for reg in settings.inbox_routes}
+        self._rt.metrics.track_registrations(settings.inbox_routes)
+        self.post_problems, self._post_retry_at = {}, {}
+        threading.Thread(target=self._flush_pending, name="AttSms resume", daemon=True).start()
 
-    def _stop_inbound(self) -> None:
+    def stop(self) -> None:
         """Let a running poll finish its store writes; no fetch child with old settings stays."""
         if self._fetcher is not None:
             self._fetcher.finish()  # a fetch in progress ends after the read it is in
@@ -87,16 +101,16 @@ class InboundPoller:
 
     # ----------------------------------------------------------------- the poller
 
-    def _poll_tick(self, generation: int) -> None:
+    def tick(self) -> None:
         """One poller run: fetch every due registration, store, post. Never raises."""
-        if generation != self._generation or self._settings is None or not self._may_work():
+        if not self._may_work():
             return
         now = time.monotonic()
-        due = sorted(reg for reg, state in self._routes.items() if state.next_at <= now)
+        due = sorted(reg for reg, state in self.routes.items() if state.next_at <= now)
         if not self._poll_lock.acquire(blocking=False):
             return  # a slow poll or an !sms inbox is still running
         try:
-            if generation != self._generation:
+            if not self._rt.current():
                 return
             if due:
                 self._fetch(due)
@@ -106,12 +120,12 @@ class InboundPoller:
         finally:
             self._poll_lock.release()
 
-    def _flush_pending(self, generation: int) -> None:
+    def _flush_pending(self) -> None:
         """Post what was stored but not posted (after a restart)."""
         if not self._poll_lock.acquire(timeout=POLL_LOCK_WAIT):
             return
         try:
-            if generation == self._generation and self._sms_store is not None and self._may_work():
+            if self._rt.current() and self._may_work():
                 self._post_pending()
         except Exception:
             log.exception("AttSms could not post stored inbound messages")
@@ -120,24 +134,25 @@ class InboundPoller:
 
     def _fetch(self, registrations: list[str]) -> tuple[dict[str, int], dict[str, str]]:
         """Fetch each registration into the store (caller holds the poll lock)."""
+        metrics = self._rt.metrics
         fetched: dict[str, int] = {}
         errors: dict[str, str] = {}
         for registration in registrations:
-            state = self._routes.setdefault(registration, RouteState())
+            state = self.routes.setdefault(registration, RouteState())
             started = time.monotonic()
             try:
                 fetched[registration] = self._drain(registration)
             except AttSmsError as exc:
                 errors[registration] = str(exc)
                 self._route_failed(registration, state, str(exc))
-                self.metrics.poll_failed(registration)
+                metrics.poll_failed(registration)
             else:
                 self._route_ok(registration, state)
-                self.metrics.poll_succeeded(registration)
-                self.metrics.inbound_fetched(registration, fetched[registration])
+                metrics.poll_succeeded(registration)
+                metrics.inbound_fetched(registration, fetched[registration])
             if self._fetcher is not None:  # the child's exchanges are not seen by the observer
                 outcome = "error" if registration in errors else "ok"
-                self.metrics.observe_exchange("inbox", time.monotonic() - started, outcome)
+                metrics.observe_exchange("inbox", time.monotonic() - started, outcome)
         return fetched, errors
 
     def _route_ok(self, registration: str, state: RouteState) -> None:
@@ -145,13 +160,13 @@ class InboundPoller:
             log.warning("AttSms inbox of %s answers again", registration)
         state.failures, state.problem, state.first_failure, state.backoff = 0, None, None, 0.0
         state.last_ok = time.time()
-        state.next_at = time.monotonic() + self._settings.poll_interval
+        state.next_at = time.monotonic() + self._rt.settings.poll_interval
 
     def _route_failed(self, registration: str, state: RouteState, problem: str) -> None:
         state.failures += 1
         if state.first_failure is None:
             state.first_failure = time.time()
-        interval = max(self._settings.poll_interval, 1.0)
+        interval = max(self._rt.settings.poll_interval, 1.0)
         delay = min(MAX_BACKOFF, interval * 2 ** min(state.failures, 10))
         state.backoff = delay
         state.next_at = time.monotonic() + delay
@@ -171,20 +186,20 @@ class InboundPoller:
         """
         fetcher = self._fetch_process()
         if fetcher is None:
-            return drain_into(self._client, self._sms_store, registration)
+            return drain_into(self._rt.client, self._rt.store, registration)
         try:
             return fetcher.fetch(registration)
         except FetcherExited as exc:
             log.warning("AttSms inbox fetch child failed, fetching in-process this time: %s", exc)
             self._fetcher, self._child_retry_at = None, time.monotonic() + CHILD_RETRY_AFTER
-            return drain_into(self._client, self._sms_store, registration)
+            return drain_into(self._rt.client, self._rt.store, registration)
 
     def _fetch_process(self) -> FetcherProcess | None:
         if self._fetcher is not None and self._fetcher.alive:
             return self._fetcher
-        settings = self._settings
-        if settings is None or time.monotonic() < self._child_retry_at:
+        if time.monotonic() < self._child_retry_at:
             return None
+        settings = self._rt.settings
         try:
             self._fetcher = FetcherProcess(
                 {
@@ -193,7 +208,7 @@ class InboundPoller:
                     "client_secret": settings.client_secret,
                     "scope": settings.scope,
                     "read_timeout": settings.read_timeout,
-                    "data_dir": str(self.bot_config.BOT_DATA_DIR),
+                    "data_dir": self._rt.data_dir,
                     "default_region": settings.default_region,
                     "database_url": settings.database_url,
                     "database_password": settings.database_password,
@@ -209,64 +224,66 @@ class InboundPoller:
 
     def _post_pending(self) -> dict[str, str]:
         """Post every pending message to its route; mark each post done. Returns problems."""
-        store, settings = self._sms_store, self._settings
-        if store is None or settings is None:
-            return {}
         problems: dict[str, str] = {}
         by_registration: dict[str, list[StoredInbound]] = {}
-        for message in store.pending():
+        for message in self._rt.store.pending():
             by_registration.setdefault(message.registration_id, []).append(message)
         for registration, messages in by_registration.items():
             problem = self._post_registration(registration, messages)
             if problem:
                 problems[registration] = problem
         for registration, problem in problems.items():
-            if self._post_problems.get(registration) != problem:
+            if self.post_problems.get(registration) != problem:
                 log.warning("AttSms inbound for %s not posted: %s", registration, problem)
-        self._post_problems = problems
+        self.post_problems = problems
         return problems
 
     def _post_registration(self, registration: str, messages: list[StoredInbound]) -> str | None:
         """Post one registration's pending messages in order; a problem keeps the rest pending."""
-        settings, store = self._settings, self._sms_store
+        settings, store, bot = self._rt.settings, self._rt.store, self._rt.bot
         target = settings.inbox_routes.get(registration)
         if target is None:
             return "no route in INBOX_ROUTES; kept until one is configured"
         if time.monotonic() < self._post_retry_at.get(registration, 0.0):
-            return self._post_problems.get(registration, "the chat asked to wait; kept")
+            return self.post_problems.get(registration, "the chat asked to wait; kept")
         try:
-            identifier = self.build_identifier(target)
+            identifier = self._rt.build_identifier(target)
         except Exception as exc:  # ValueError and backend-specific errors
             return f"cannot post to {target!r}: {exc}"
         # On Slack the post's own answer says whether the bot is in the channel.
-        if not is_slack(self._bot) and not in_room(identifier):
+        if not is_slack(bot) and not in_room(identifier):
             return f"the bot is not in {target} yet (joining); kept"
-        extra = self._inbound_notes(messages)  # AttSms: the pages SMS replies acknowledged
+        extra = self._ack_notes(messages)  # the pages these SMS replies acknowledged
         # Shown as +E164 however the carrier wrote the sender (tel:2125551234, 2125551234).
         shown = [
             replace(m, sender_address=canonical_sender(m.sender_address, settings.default_region))
             for m in messages
         ]
-        note_of = lambda m: "; ".join(n for n in (m.note, extra.get(m.key)) if n) or None  # noqa: E731
-        if threads_enabled(self._bot, settings):
+
+        def note_of(message: StoredInbound) -> str | None:
+            return "; ".join(n for n in (message.note, extra.get(message.key)) if n) or None
+
+        if self._threads.enabled():
             return self._post_in_threads(registration, target, identifier, shown, note_of)
         for post in self._posts_of(shown, note_of):
             try:
-                post_confirmed(self._bot, identifier, post.text)
+                post_confirmed(bot, identifier, post.text)
             except PostFailed as exc:
                 if exc.retry_after:
                     self._post_retry_at[registration] = time.monotonic() + exc.retry_after
                 return f"cannot post to {target}: {exc.reason}; kept"
             store.mark_posted(post.keys)
-            self.metrics.inbound_posted(registration, len(post.keys))
+            self._rt.metrics.inbound_posted(registration, len(post.keys))
         return None
 
-    def _posts_of(self, messages: list[StoredInbound], note_of: Any) -> list[Post]:
+    def _posts_of(
+        self, messages: list[StoredInbound], note_of: Callable[[StoredInbound], str | None]
+    ) -> list[Post]:
         """The chat posts of ``messages`` (one each, or combined when many)."""
         return build_posts(
             messages,
-            combine_above=self._settings.combine_above,
-            name_of=self._sms_store.name_of_sender,
+            combine_above=self._rt.settings.combine_above,
+            name_of=self._rt.store.name_of_sender,
             handle_of=_handle_of,
             note_of=note_of,
         )
@@ -277,15 +294,15 @@ class InboundPoller:
         target: str,
         identifier: Any,
         shown: list[StoredInbound],
-        note_of: Any,
+        note_of: Callable[[StoredInbound], str | None],
     ) -> str | None:
         """Each number's messages in its conversation's thread (Slack); in order per number."""
-        store = self._sms_store
-        poster = self._conversation_poster()
+        store, metrics = self._rt.store, self._rt.metrics
+        poster = self._threads.poster()
 
         def posted(post: Post) -> None:
             store.mark_posted(post.keys)
-            self.metrics.inbound_posted(registration, len(post.keys))
+            metrics.inbound_posted(registration, len(post.keys))
 
         for number, messages in group_by_number(shown, lambda m: m.sender_address):
             posts = self._posts_of(messages, note_of)
@@ -304,12 +321,9 @@ class InboundPoller:
 
     # ----------------------------------------------------------------- !sms inbox
 
-    @botcmd
-    def sms_inbox(self, msg: Any, args: str) -> str:
-        """[<registrationId>]: fetch inbound SMS now and post them to their rooms."""
-        if self._settings is None:
-            return self._not_configured()
-        routes = self._settings.inbox_routes
+    def inbox(self, msg: Any, args: str) -> str:
+        """!sms inbox: fetch now, post, and say what arrived and what is held back."""
+        routes = self._rt.settings.inbox_routes
         wanted = args.split()
         if len(wanted) > 1:
             return "usage: !sms inbox [<registrationId>]"
@@ -322,7 +336,7 @@ class InboundPoller:
         if not self._poll_lock.acquire(timeout=POLL_LOCK_WAIT):
             return "The inbox is busy with another fetch; try again in a minute."
         try:
-            if self._sms_store is None:
+            if not self._rt.current():
                 return "Inbox not fetched: the plugin is being reconfigured; try again."
             fetched, errors = self._fetch(registrations)
             problems = self._post_pending()
@@ -331,13 +345,13 @@ class InboundPoller:
         finally:
             self._poll_lock.release()
         summary = ", ".join(f"{reg}: {fetched.get(reg, 0)} new" for reg in registrations)
-        pending = self._sms_store.counts()["pending"] if self._sms_store else 0
+        pending = self._rt.store.counts()["pending"]
         extra = f"; {pending} still waiting to be posted" if pending else ""
         notes = "".join(f"; {reg}: {err}" for reg, err in {**errors, **problems}.items())
         backing_off = [
             f"; {reg} is failing since {utc_time(s.first_failure, UTC_CLOCK)}"
             f" ({s.failures} in a row), polled less often"
-            for reg, s in sorted(self._routes.items())
+            for reg, s in sorted(self.routes.items())
             if s.problem and reg not in errors and s.first_failure
         ]
         total = sum(fetched.values())

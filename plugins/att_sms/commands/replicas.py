@@ -3,7 +3,7 @@
 Background work (inbox polls and their posts, delivery follow-ups, escalation steps) is
 done by the replica that holds the leader lease (``att_sms.store.leases``). Each replica
 tries to take or renew it every ``RENEW_EVERY`` seconds; the holder keeps it while it
-renews, and ``_may_work()`` is true only until ``LEASE_TTL`` after its last successful
+renews, and ``Replicas.may_work()`` is true only until ``LEASE_TTL`` after its last successful
 renewal began. A replica that dies stops renewing, so another takes over within
 ``TAKEOVER_BOUND`` seconds; a clean deactivation releases the lease at once.
 
@@ -14,7 +14,10 @@ at once; another replica waits ``COMMAND_GRACE`` first, so the leader runs comma
 it is there and a command said during a takeover still runs once. Where each event goes
 to one connection (Slack Socket Mode and the Events API) every replica runs what it gets.
 Only AttSms's commands are filtered, never errbot's own. With SQLite (one bot) none of this
-applies: ``_may_work()`` is always true and every command runs.
+applies: ``may_work()`` is always true and every command runs.
+
+:class:`Replicas` is one activation's part; :class:`CommandOnce` (the plugin's command
+filter) lives as long as the plugin, since errbot runs it before and while it activates.
 """
 
 from __future__ import annotations
@@ -26,12 +29,13 @@ import secrets
 import socket
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
-
-from errbot import botcmd, cmdfilter
 
 from att_sms.store import Store, StoreError
 from att_sms.text.common import UTC_CLOCK_SECONDS, utc_time
+
+from .runtime import Runtime
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -175,45 +179,45 @@ class ClaimBook:
             return False
 
 
-class ReplicaCoordination:
-    """Mixed into the AttSms plugin: one replica at a time polls, posts and follows up."""
+class Replicas:
+    """One activation's part in the replicas' coordination: one replica at a time polls,
+    posts and follows up (only on PostgreSQL; on SQLite this bot always works)."""
 
-    _replicated = False
-    _lease: LeaderLease | None = None
-    _holder = ""
+    def __init__(self, rt: Runtime, *, holder: str) -> None:
+        self._rt = rt
+        self.holder = holder
+        self.replicated = rt.store.database.dialect == "postgresql"
+        self.lease: LeaderLease | None = None
+        self._claims_pruned_at = 0.0
 
-    def _may_work(self) -> bool:
+    def may_work(self) -> bool:
         """True when this replica may poll the inbox, post, follow up and escalate now."""
-        if not self._replicated:
+        if not self.replicated:
             return True
-        lease = self._lease
+        lease = self.lease
         return lease is not None and lease.held()
 
-    def _start_replicas(self, generation: int) -> None:
-        """Take part in the replicas' coordination (only on PostgreSQL)."""
-        store = self._sms_store
-        self._replicated = store is not None and store.database.dialect == "postgresql"
-        self._claims_pruned_at = 0.0
-        if not self._replicated:
+    def start(self) -> None:
+        """Take part in the replicas' coordination (only on PostgreSQL); the caller then
+        runs :meth:`lease_tick` every ``RENEW_EVERY`` seconds and puts the filter first."""
+        if not self.replicated:
             return
-        self._holder = new_holder_id()
-        self._lease = LeaderLease(store, self._holder)
-        self._lease.renew()  # at once: a lone replica works from its first poll on
-        self.start_poller(RENEW_EVERY, self._lease_tick, args=(generation,))
-        self._put_command_filter_first()
+        self.lease = LeaderLease(self._rt.store, self.holder)
+        self.lease.renew()  # at once: a lone replica works from its first poll on
 
-    def _stop_replicas(self) -> None:
+    def stop(self) -> None:
         """Stop taking part and release the lease (another replica takes over at once)."""
-        lease, self._lease = self._lease, None
+        lease, self.lease = self.lease, None
         if lease is not None:
             lease.release()
 
-    def _lease_tick(self, generation: int) -> None:
-        lease = self._lease
-        if generation != self._generation or lease is None:
+    def lease_tick(self) -> None:
+        """Take or renew the lease; now and then delete old command claims. Never raises."""
+        lease = self.lease
+        if lease is None:
             return
         if lease.renew():
-            self._prune_claims(lease.store)
+            self._prune_claims(self._rt.store)
 
     def _prune_claims(self, store: Store) -> None:
         if time.monotonic() - self._claims_pruned_at < CLAIMS_KEPT / 10:
@@ -224,68 +228,16 @@ class ReplicaCoordination:
         except Exception as exc:  # pruning waits for the next time
             log.info("AttSms could not prune old command claims: %s", exc)
 
-    # ----------------------------------------------------------------- commands once
+    def now(self) -> float:
+        """The store's clock (the one claims and the lease are dated with)."""
+        return self._rt.store.now()
 
-    def _put_command_filter_first(self) -> None:
-        """Ahead of errbot's ACL filter: a replica that drops a command says nothing."""
-        filters = self._bot.command_filters
-        mine = self._replica_command_filter
-        if mine in filters:
-            filters.remove(mine)
-            filters.insert(0, mine)
-
-    @cmdfilter
-    def _replica_command_filter(self, msg: Any, cmd: Any, args: Any, dry_run: bool) -> tuple:
-        """Let this replica run an AttSms command only if no other replica runs it."""
-        if dry_run or msg is None or not self._is_own_command(cmd):
-            return msg, cmd, args
-        book = self._claim_book()
-        if book.take_redispatched(msg) or not self._coordinating():
-            return msg, cmd, args
-        mode = command_mode(getattr(self._settings, "replica_commands", "auto"), self._bot)
-        if mode == "all" and not self._starting:
-            return msg, cmd, args
-        store, lease = self._sms_store, self._lease
-        if store is not None and lease is not None and lease.held():
-            won = self._claim(msg, store.now(), leader=True)
-            return (msg, cmd, args) if won else (None, cmd, args)
-        threading.Thread(
-            target=self._run_if_unclaimed,
-            args=(msg, cmd, args, time.monotonic()),
-            name="AttSms command claim",
-            daemon=True,
-        ).start()
-        return None, cmd, args
-
-    def _coordinating(self) -> bool:
-        """True on PostgreSQL, also while the store is being opened, and while the plugin is
-        starting (a command then waits for it instead of finding it not configured yet)."""
-        if self._lease is not None or self._starting:
-            return True
-        settings = self._settings
-        return settings is not None and bool(settings.database_url)
-
-    def _claim_book(self) -> ClaimBook:
-        book = self.__dict__.get("_att_claim_book")
-        if book is None:  # the filter may run before the first activation finished
-            book = self.__dict__.setdefault("_att_claim_book", ClaimBook())
-        return book
-
-    def _is_own_command(self, cmd: Any) -> bool:
-        if not isinstance(cmd, str):
-            return False
-        method = self._bot.commands.get(cmd) or self._bot.re_commands.get(cmd)
-        return getattr(method, "__self__", None) is self
-
-    def _claim(self, msg: Any, arrived: float, *, leader: bool) -> bool:
-        """True when this replica is the one to run ``msg``."""
-        store = self._sms_store
-        if store is None:
-            return False
-        book = self._claim_book()
+    def claim(self, msg: Any, arrived: float, *, leader: bool, book: ClaimBook) -> bool:
+        """True when this replica is the one to run ``msg`` (``book``: the claims seen)."""
+        store = self._rt.store
         try:
             claim = store.claim_command(
-                command_fingerprint(msg), self._holder, arrived - CLAIM_SKEW, book.seen()
+                command_fingerprint(msg), self.holder, arrived - CLAIM_SKEW, book.seen()
             )
         except Exception as exc:  # no store: nobody can claim; the leader still answers
             log.warning(
@@ -298,9 +250,104 @@ class ReplicaCoordination:
             book.remember(claim.claim_id)
         return claim.won
 
+    # ----------------------------------------------------------------- !sms replicas
+
+    def replicas(self, msg: Any, args: str) -> str:
+        """!sms replicas: the lease's holder and how commands run."""
+        settings, store = self._rt.settings, self._rt.store
+        if not self.replicated:
+            return "One bot on SQLite: no replicas (set DATABASE_URL to a PostgreSQL database to run several)."
+        try:
+            lease = store.lease(LEASE_NAME)
+        except StoreError as exc:
+            return f"Cannot read the lease: {exc}"
+        setting = getattr(settings, "replica_commands", "auto")
+        mode = command_mode(setting, self._rt.bot)
+        commands = (
+            "every replica runs the commands it receives"
+            if mode == "all"
+            else "each command runs once, on the lease holder (or on another replica if it did not take it)"
+        )
+        if lease is None or lease.expired:
+            holder = "nobody holds the lease (a replica takes it within a few seconds)"
+        else:
+            who = "this replica" if lease.holder == self.holder else "another replica"
+            since = utc_time(lease.acquired_at, UTC_CLOCK_SECONDS)
+            holder = (
+                f"the lease is held by {lease.holder} ({who}) since {since},"
+                f" renewed {lease.now - lease.renewed_at:.0f} s ago"
+            )
+        return (
+            f"Replicas on {store.describe()}: {holder}. This replica is {self.holder}."
+            f" Commands ({setting}): {commands}. A replica that dies is replaced within"
+            f" {TAKEOVER_BOUND:.0f} s."
+        )
+
+
+def put_filter_first(bot: Any, method: Any) -> None:
+    """Ahead of errbot's ACL filter: a replica that drops a command says nothing."""
+    filters = bot.command_filters
+    if method in filters:
+        filters.remove(method)
+        filters.insert(0, method)
+
+
+class CommandOnce:
+    """The plugin's command filter: run an AttSms command on this replica only if no other
+    replica runs it. Lives as long as the plugin: it runs before and while it activates."""
+
+    def __init__(
+        self,
+        bot: Any,
+        *,
+        is_own_command: Callable[[Any], bool],
+        replicas: Callable[[], Replicas | None],
+        starting: Callable[[], bool],
+        database_configured: Callable[[], bool],
+        replica_commands: Callable[[], str],
+    ) -> None:
+        self._bot = bot
+        self._is_own_command = is_own_command
+        self._replicas = replicas
+        self._starting = starting
+        self._database_configured = database_configured
+        self._replica_commands = replica_commands
+        self._book = ClaimBook()
+
+    def filter(self, msg: Any, cmd: Any, args: Any, dry_run: bool) -> tuple[Any, Any, Any]:
+        """errbot's cmdfilter: ``(msg, cmd, args)`` to run it here, ``(None, ...)`` to drop it."""
+        if dry_run or msg is None or not self._is_own_command(cmd):
+            return msg, cmd, args
+        book = self._book
+        if book.take_redispatched(msg) or not self._coordinating():
+            return msg, cmd, args
+        mode = command_mode(self._replica_commands(), self._bot)
+        if mode == "all" and not self._starting():
+            return msg, cmd, args
+        replicas = self._replicas()
+        lease = replicas.lease if replicas is not None else None
+        if replicas is not None and lease is not None and lease.held():
+            won = replicas.claim(msg, replicas.now(), leader=True, book=book)
+            return (msg, cmd, args) if won else (None, cmd, args)
+        threading.Thread(
+            target=self._run_if_unclaimed,
+            args=(msg, cmd, args, time.monotonic()),
+            name="AttSms command claim",
+            daemon=True,
+        ).start()
+        return None, cmd, args
+
+    def _coordinating(self) -> bool:
+        """True on PostgreSQL, also while the store is being opened, and while the plugin is
+        starting (a command then waits for it instead of finding it not configured yet)."""
+        replicas = self._replicas()
+        if (replicas is not None and replicas.lease is not None) or self._starting():
+            return True
+        return self._database_configured()
+
     def _run_if_unclaimed(self, msg: Any, cmd: str, args: Any, arrived_mono: float) -> None:
         """After the grace: run the command here when no other replica claimed it."""
-        book = self._claim_book()
+        book = self._book
         try:
             if not self._wait_until_started(arrived_mono + READY_WAIT):
                 log.warning(
@@ -320,11 +367,11 @@ class ReplicaCoordination:
             wait = arrived_mono + COMMAND_GRACE - time.monotonic()
             if wait > 0 and not lease.held():
                 time.sleep(wait)
-            store = self._sms_store
-            if store is None:
+            replicas = self._replicas()
+            if replicas is None:
                 return
-            arrived = store.now() - (time.monotonic() - arrived_mono)
-            if not self._claim(msg, arrived, leader=lease.held()):
+            arrived = replicas.now() - (time.monotonic() - arrived_mono)
+            if not replicas.claim(msg, arrived, leader=lease.held(), book=book):
                 return
             log.info("AttSms runs %s here: no other replica had claimed it", cmd)
             book.add_redispatched(msg)
@@ -336,7 +383,7 @@ class ReplicaCoordination:
 
     def _wait_until_started(self, deadline: float) -> bool:
         """False when the plugin is still being activated at the deadline."""
-        while self._starting:
+        while self._starting():
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.05)
@@ -344,44 +391,11 @@ class ReplicaCoordination:
 
     def _wait_for_lease(self, deadline: float) -> LeaderLease | None:
         """This replica's lease object once the plugin is active (None at the deadline)."""
-        while self._lease is None or self._sms_store is None:
+        while True:
+            replicas = self._replicas()
+            lease = replicas.lease if replicas is not None else None
+            if lease is not None:
+                return lease
             if time.monotonic() > deadline:
                 return None
             time.sleep(0.1)
-        return self._lease
-
-    # ----------------------------------------------------------------- !sms replicas
-
-    @botcmd
-    def sms_replicas(self, msg: Any, args: str) -> str:
-        """Which replica does the background work (inbox, follow-ups, pages) and how commands run."""
-        if self._settings is None:
-            return self._not_configured()
-        store = self._sms_store
-        if not self._replicated or store is None:
-            return "One bot on SQLite: no replicas (set DATABASE_URL to a PostgreSQL database to run several)."
-        try:
-            lease = store.lease(LEASE_NAME)
-        except StoreError as exc:
-            return f"Cannot read the lease: {exc}"
-        setting = getattr(self._settings, "replica_commands", "auto")
-        mode = command_mode(setting, self._bot)
-        commands = (
-            "every replica runs the commands it receives"
-            if mode == "all"
-            else "each command runs once, on the lease holder (or on another replica if it did not take it)"
-        )
-        if lease is None or lease.expired:
-            holder = "nobody holds the lease (a replica takes it within a few seconds)"
-        else:
-            who = "this replica" if lease.holder == self._holder else "another replica"
-            since = utc_time(lease.acquired_at, UTC_CLOCK_SECONDS)
-            holder = (
-                f"the lease is held by {lease.holder} ({who}) since {since},"
-                f" renewed {lease.now - lease.renewed_at:.0f} s ago"
-            )
-        return (
-            f"Replicas on {store.describe()}: {holder}. This replica is {self._holder}."
-            f" Commands ({setting}): {commands}. A replica that dies is replaced within"
-            f" {TAKEOVER_BOUND:.0f} s."
-        )

@@ -9,7 +9,7 @@ alerts about polling are in :mod:`att_sms.ops.poll_alerts`.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -208,8 +208,19 @@ def _store(store: StoreHealth, problems: list[str], fine: list[str]) -> None:
         problems.append(f"store {store.kind} unusable: {short_error(store.error)}")
 
 
-def format_health(snapshot: HealthSnapshot, now: float, stuck_after: float | None = None) -> str:
-    """The ``!sms health`` answer: a ``PROBLEMS:`` line when anything is wrong, then ``OK:``."""
+def format_health(
+    snapshot: HealthSnapshot,
+    now: float,
+    stuck_after: float | None = None,
+    *,
+    more_problems: Sequence[str] = (),
+    note: str = "",
+) -> str:
+    """The ``!sms health`` answer: a ``PROBLEMS:`` line when anything is wrong, then ``OK:``.
+
+    ``more_problems`` (the caller's own findings) follow the snapshot's problems; ``note``
+    ends the ``OK:`` line.
+    """
     # Problems are listed by what blocks sending first: credentials, then whether the
     # carrier answers, then the store every send is recorded in; the rest after.
     credentials: list[str] = []
@@ -230,7 +241,9 @@ def format_health(snapshot: HealthSnapshot, now: float, stuck_after: float | Non
         fine.append(plural(snapshot.escalations_open, "escalation") + " open")
     _sends(snapshot.sends_last_hour, problems, fine)
     fine.extend(store_fine)  # the store reads last among the good news
-    problems = credentials + blocking + problems
+    if note:
+        fine.append(note)
+    problems = credentials + blocking + problems + list(more_problems)
     lines = [f"PROBLEMS: {'; '.join(problems)}"] if problems else []
     lines.append(f"OK: {', '.join(fine)}")
     return "\n".join(lines)

@@ -9,8 +9,8 @@ recent one with the same dedup key (``recent_send``). Entries come back in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Mapping
+from typing import Any, NotRequired, TypedDict, Unpack
 
 from .engine import Database, Tx
 
@@ -21,34 +21,33 @@ PRUNE_EVERY = 100
 _ENTRY_COLUMNS = "who, at, recipients, parts, message_ids, outcome"
 
 
+class AuditEntry(TypedDict):
+    """One entry as written: who sent or changed what, to whom, and how it ended.
+
+    ``parts`` and ``message_ids`` are the SMS parts billed and the carrier's ids (0 and none
+    for a change); ``dedup_key`` marks a send that ``recent_send`` finds again.
+    """
+
+    who: str
+    recipients: Iterable[str]
+    parts: int
+    message_ids: Iterable[str]
+    outcome: str
+    dedup_key: NotRequired[str | None]
+
+
 class AuditTables:
     """The audit log part of the store (mixed into ``Store``)."""
 
     _db: Database
 
-    def record_audit(
-        self,
-        *,
-        who: str,
-        recipients: Iterable[str],
-        parts: int,
-        message_ids: Iterable[str],
-        outcome: str,
-        dedup_key: str | None = None,
-        tx: Tx | None = None,
-    ) -> None:
-        """Append one entry to the audit log (at the store's time)."""
+    def record_audit(self, *, tx: Tx | None = None, **entry: Unpack[AuditEntry]) -> None:
+        """Append one entry to the audit log (at the store's time), in ``tx`` when given."""
         if tx is None:
             with self._db.transaction() as own:
-                self.record_audit(
-                    who=who, recipients=recipients, parts=parts, message_ids=message_ids,
-                    outcome=outcome, dedup_key=dedup_key, tx=own,
-                )  # fmt: skip
-            return
-        append_audit(
-            tx, self._db.now(), who=who, recipients=recipients, parts=parts,
-            message_ids=message_ids, outcome=outcome, dedup_key=dedup_key,
-        )  # fmt: skip
+                append_audit(own, self._db.now(), entry)
+        else:
+            append_audit(tx, self._db.now(), entry)
 
     def last_audit(self, n: int) -> list[dict[str, Any]]:
         """The last ``n`` audit entries, oldest first, in ``att_sms.sending.audit``'s dict form."""
@@ -70,29 +69,20 @@ class AuditTables:
         return _audit_entry(row) if row else None
 
 
-def append_audit(
-    tx: Tx,
-    at: float,
-    *,
-    who: str,
-    recipients: Iterable[str],
-    parts: int,
-    message_ids: Iterable[str],
-    outcome: str,
-    dedup_key: str | None = None,
-) -> None:
-    """Append one entry at ``at`` in ``tx``, the transaction of the change it records."""
+def append_audit(tx: Tx, at: float, entry: Mapping[str, Any]) -> None:
+    """Append ``entry`` (an ``AuditEntry``) at ``at`` in ``tx``, the transaction of the change
+    it records."""
     row = tx.one(
         f"INSERT INTO att_audit ({_ENTRY_COLUMNS}, dedup_key)"
         " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
-            str(who),
+            str(entry["who"]),
             at,
-            json.dumps([str(r) for r in recipients]),
-            int(parts),
-            json.dumps([str(m) for m in message_ids]),
-            str(outcome),
-            dedup_key,
+            json.dumps([str(r) for r in entry["recipients"]]),
+            int(entry["parts"]),
+            json.dumps([str(m) for m in entry["message_ids"]]),
+            str(entry["outcome"]),
+            entry.get("dedup_key"),
         ),
     )
     if row and row[0] % PRUNE_EVERY == 0:

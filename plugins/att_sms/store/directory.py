@@ -38,7 +38,8 @@ class DirectoryTables:
     ) -> T:
         """Apply ``change`` to the directory in one transaction; nothing is written if it raises.
 
-        ``audit(result)`` may give a ``record_audit`` entry, written in the same transaction.
+        ``audit(result)`` may give an ``AuditEntry`` (``record_audit``'s keywords), written in the
+        same transaction.
         """
         with self._db.transaction() as tx:
             tx.lock("att_directory")  # names are shared with rotations (store/rotations.py)
@@ -49,7 +50,7 @@ class DirectoryTables:
             _write_directory(tx, before, after)
             entry = audit(result) if audit is not None else None
             if entry:
-                append_audit(tx, now, **entry)
+                append_audit(tx, now, entry)
         return result
 
     def name_of(self, tel: str) -> str | None:

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..rotations import Override, Rotation, format_shift, parse_zone
-from .audit import append_audit
+from .audit import AuditEntry, append_audit
 from .engine import Database, Tx
 
 #: Overrides that ended this long ago are pruned, and handoff markers this old.
@@ -99,12 +99,12 @@ class RotationTables:
                 ),
             )  # fmt: skip
             verb = "replaced" if replaced else "added"
-            append_audit(
-                tx, self._db.now(),
+            entry = AuditEntry(
                 who=record.created_by, recipients=list(record.members), parts=0, message_ids=[],
                 outcome=f"rotation {record.name} {verb}: {format_shift(record.shift)} shifts"
                 f" from {record.start.strftime(_LOCAL_FORMAT)} {record.zone}, room {record.room}",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         return replaced
 
     def remove_rotation(self, name: str, who: str) -> bool:
@@ -116,11 +116,11 @@ class RotationTables:
                 return False
             tx.execute("DELETE FROM att_rotation_overrides WHERE rotation = ?", (name,))
             tx.execute("DELETE FROM att_handoff_posts WHERE rotation = ?", (name,))
-            append_audit(
-                tx, self._db.now(),
+            entry = AuditEntry(
                 who=who, recipients=[], parts=0, message_ids=[],
                 outcome=f"rotation {name} removed",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         return True
 
     def rotations(self) -> list[RotationRecord]:
@@ -157,12 +157,12 @@ class RotationTables:
                 (rotation, member, start, end, who, now),
             )
             tx.execute("DELETE FROM att_rotation_overrides WHERE ends_at < ?", (now - KEPT,))
-            append_audit(
-                tx, self._db.now(),
+            entry = AuditEntry(
                 who=who, recipients=[member], parts=0, message_ids=[],
                 outcome=f"override of rotation {rotation}: {member}"
                 f" {window or f'from {start:.0f} to {end:.0f} (epoch seconds)'}",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         assert row is not None
         return Override(int(row[0]), member, start, end, who)
 
@@ -183,11 +183,11 @@ class RotationTables:
                 (now, rotation, now, now),
             )
             ended = [_override(row) for row in rows]
-            append_audit(
-                tx, self._db.now(),
+            entry = AuditEntry(
                 who=who, recipients=[o.member for o in ended], parts=0, message_ids=[],
                 outcome=f"override of rotation {rotation} ended",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         return ended
 
     def overrides(self, rotation: str) -> list[Override]:

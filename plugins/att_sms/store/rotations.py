@@ -34,7 +34,11 @@ class RotationRefused(ValueError):
 
 @dataclass(frozen=True)
 class RotationRecord:
-    """A stored rotation."""
+    """A stored rotation as saved: its schedule, the room of its handoff posts, who saved it when.
+
+    The zone is kept by name and the schedule checked only by ``rotation()``: a replica whose
+    time zone data lacks the zone still lists the rotation (as unknown) and can remove it.
+    """
 
     name: str
     members: tuple[str, ...]

@@ -344,7 +344,7 @@ def test_a_read_never_sees_another_thread_s_open_transaction(store: Store) -> No
 
 
 def test_old_send_rows_are_pruned_every_hundredth_reservation(store: Store) -> None:
-    from att_sms.store.paging import PRUNE_EVERY, SENDS_KEPT
+    from att_sms.store.quotas import PRUNE_EVERY, SENDS_KEPT
 
     now = store.now()
     with store.transaction() as tx:

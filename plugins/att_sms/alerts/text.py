@@ -94,8 +94,7 @@ def _where(notification: Notification) -> str:
 
 def opened_line(page_id: str, route: str, notification: Notification, targets: str) -> str:
     return (
-        f"Alert {neutralise(summary_of(notification), max_length=160)}"
-        f" ({count_text(notification)}, route {neutralise(route, max_length=64)}):"
+        f"Alert {_summary(notification)} ({_firing_on(route, notification)}):"
         f" page {page_id} opened, paging {neutralise(targets, max_length=120)}"
         f"{_where(notification)}."
     )
@@ -103,25 +102,30 @@ def opened_line(page_id: str, route: str, notification: Notification, targets: s
 
 def repaged_line(page_id: str, earlier: str, route: str, notification: Notification) -> str:
     return (
-        f"Alert {neutralise(summary_of(notification), max_length=160)} is still firing"
-        f" ({count_text(notification)}, route {neutralise(route, max_length=64)}) after"
-        f" page {earlier} closed: page {page_id} opened{_where(notification)}."
+        f"Alert {_summary(notification)} is still firing ({_firing_on(route, notification)})"
+        f" after page {earlier} closed: page {page_id} opened{_where(notification)}."
     )
 
 
 def changed_line(page_id: str, notification: Notification, before: int) -> str:
     return (
-        f"Alert {neutralise(summary_of(notification), max_length=160)} (page {page_id}):"
+        f"Alert {_summary(notification)} (page {page_id}):"
         f" now {count_text(notification)} (was {before})."
     )
 
 
 def resolved_line(page_id: str, notification: Notification, closed: bool) -> str:
     then = "; the page is closed, nobody else is paged" if closed else ""
-    return (
-        f"Alert {neutralise(summary_of(notification), max_length=160)} (page {page_id})"
-        f" resolved{then}."
-    )
+    return f"Alert {_summary(notification)} (page {page_id}) resolved{then}."
+
+
+def _summary(notification: Notification) -> str:
+    return neutralise(summary_of(notification), max_length=160)
+
+
+def _firing_on(route: str, notification: Notification) -> str:
+    """``3 firing (+2 more), route ops``."""
+    return f"{count_text(notification)}, route {neutralise(route, max_length=64)}"
 
 
 def resolved_sms(page_id: str, notification: Notification) -> str:

@@ -1,6 +1,6 @@
 """How one audit log entry reads in chat (``!sms log``).
 
-The store keeps the log (``att_audit``; ``store.paging``'s ``record_audit`` and
+The store keeps the log (``att_audit``; ``store.audit``'s ``record_audit`` and
 ``last_audit``) and hands entries back as plain dicts::
 
     {"who": "alice", "when": 1776592800.0, "recipients": ["tel:+12125551234"],

@@ -3,7 +3,7 @@
 * Opt-out: ``opt_keyword`` tells whether an inbound text is exactly one STOP-like
   (``OPT_OUT_WORDS``) or START-like (``OPT_IN_WORDS``) word; the store records it.
 * Quotas: ``check_quota`` decides from a plain state dict the store builds from its
-  send history (``store.paging._quota_state``)::
+  send history (``store.quotas._quota_state``)::
 
       {"users": {user: [send_epoch, ...]}, "days": {"YYYY-MM-DD": parts}}
 

@@ -15,7 +15,9 @@ from pathlib import Path
 from att_sms.text.numbers import canonical_sender
 
 from .alerts import AlertGroup, AlertTables, OwedSms
+from .audit import AuditTables
 from .conversations import Claim, Conversation, ConversationTables
+from .directory import DirectoryTables
 from .engine import Database, SqliteDatabase, StoreError, Tx
 from .followups import FollowUp, FollowUpTables
 from .inbound import (
@@ -28,7 +30,7 @@ from .inbound import (
 )
 from .leases import CommandClaim, Lease, LeaseTables
 from .pages import DuplicatePage, PagePost, PageTables
-from .paging import PagingTables
+from .quotas import QuotaTables
 from .rotations import RotationRecord, RotationRefused, RotationTables
 from .schema import create_schema
 
@@ -59,7 +61,9 @@ __all__ = [
 
 class Store(
     InboundTables,
-    PagingTables,
+    DirectoryTables,
+    QuotaTables,
+    AuditTables,
     FollowUpTables,
     PageTables,
     LeaseTables,

@@ -33,6 +33,9 @@ ALERTS_LOCK = "att_alerts"
 _GROUP_COLUMNS = "route, group_key, page_id, status, fingerprints, summary, opened_at, updated_at"
 #: Resolved groups are forgotten after this long (a new firing opens a new page anyway).
 GROUPS_KEPT = 30 * 86400.0
+#: Sent SMS about pages are forgotten after this long; until then their key stops the same
+#: SMS being owed again.
+SENT_SMS_KEPT = GROUPS_KEPT
 
 
 @dataclass(frozen=True)
@@ -220,8 +223,9 @@ class AlertTables:
                 "UPDATE att_alert_sms SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
                 (now, sms_id),
             ).rowcount
-            tx.execute(
-                "DELETE FROM att_alert_sms WHERE sent_at IS NOT NULL AND sent_at < ?",
-                (now - GROUPS_KEPT,),
-            )
+            _forget_sent_sms(tx, now - SENT_SMS_KEPT)
         return claimed == 1
+
+
+def _forget_sent_sms(tx: Tx, before: float) -> None:
+    tx.execute("DELETE FROM att_alert_sms WHERE sent_at IS NOT NULL AND sent_at < ?", (before,))

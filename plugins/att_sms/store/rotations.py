@@ -13,12 +13,13 @@ and who is on call at the store's time, so a rotation's name resolves like a con
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from ..rotations import Override, Rotation, format_shift, parse_zone
+from .audit import AuditEntry, append_audit
 from .engine import Database, Tx
 
 #: Overrides that ended this long ago are pruned, and handoff markers this old.
@@ -33,7 +34,11 @@ class RotationRefused(ValueError):
 
 @dataclass(frozen=True)
 class RotationRecord:
-    """A stored rotation."""
+    """A stored rotation as saved: its schedule, the room of its handoff posts, who saved it when.
+
+    The zone is kept by name and the schedule checked only by ``rotation()``: a replica whose
+    time zone data lacks the zone still lists the rotation (as unknown) and can remove it.
+    """
 
     name: str
     members: tuple[str, ...]
@@ -68,7 +73,6 @@ class RotationTables:
     """The rotations part of the store (mixed into ``Store``)."""
 
     _db: Database
-    record_audit: Callable[..., None]  # PagingTables'
 
     def save_rotation(self, record: RotationRecord) -> bool:
         """Create or replace a rotation; True when it replaced one. Audited."""
@@ -99,12 +103,12 @@ class RotationTables:
                 ),
             )  # fmt: skip
             verb = "replaced" if replaced else "added"
-            self.record_audit(
+            entry = AuditEntry(
                 who=record.created_by, recipients=list(record.members), parts=0, message_ids=[],
                 outcome=f"rotation {record.name} {verb}: {format_shift(record.shift)} shifts"
                 f" from {record.start.strftime(_LOCAL_FORMAT)} {record.zone}, room {record.room}",
-                tx=tx,
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         return replaced
 
     def remove_rotation(self, name: str, who: str) -> bool:
@@ -116,10 +120,11 @@ class RotationTables:
                 return False
             tx.execute("DELETE FROM att_rotation_overrides WHERE rotation = ?", (name,))
             tx.execute("DELETE FROM att_handoff_posts WHERE rotation = ?", (name,))
-            self.record_audit(
+            entry = AuditEntry(
                 who=who, recipients=[], parts=0, message_ids=[],
-                outcome=f"rotation {name} removed", tx=tx,
+                outcome=f"rotation {name} removed",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         return True
 
     def rotations(self) -> list[RotationRecord]:
@@ -156,11 +161,12 @@ class RotationTables:
                 (rotation, member, start, end, who, now),
             )
             tx.execute("DELETE FROM att_rotation_overrides WHERE ends_at < ?", (now - KEPT,))
-            self.record_audit(
+            entry = AuditEntry(
                 who=who, recipients=[member], parts=0, message_ids=[],
                 outcome=f"override of rotation {rotation}: {member}"
-                f" {window or f'from {start:.0f} to {end:.0f} (epoch seconds)'}", tx=tx,
+                f" {window or f'from {start:.0f} to {end:.0f} (epoch seconds)'}",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         assert row is not None
         return Override(int(row[0]), member, start, end, who)
 
@@ -181,10 +187,11 @@ class RotationTables:
                 (now, rotation, now, now),
             )
             ended = [_override(row) for row in rows]
-            self.record_audit(
+            entry = AuditEntry(
                 who=who, recipients=[o.member for o in ended], parts=0, message_ids=[],
-                outcome=f"override of rotation {rotation} ended", tx=tx,
+                outcome=f"override of rotation {rotation} ended",
             )  # fmt: skip
+            append_audit(tx, self._db.now(), entry)
         return ended
 
     def overrides(self, rotation: str) -> list[Override]:

@@ -100,7 +100,7 @@ def main(count: int = 600) -> str:
                             finally:
                                 profile.disable()
 
-                        setattr(sending_module.SendDesk, "deliver", profiled)
+                        sending_module.SendDesk.deliver = profiled
                         for i in range(count):
                             _sent(ask(bot, f"!sms send {ONE_NUMBER} profiled {i}")[0])
                     finally:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # errbot loads this file by path; make the package beside it importable as ``att_sms``
@@ -49,6 +49,7 @@ from att_sms.commands.activation import (  # noqa: E402
     open_runtime,
     read_settings,
 )
+from att_sms.commands.alerts import webhook_unconfigured  # noqa: E402
 from att_sms.commands.replicas import CommandOnce, put_filter_first  # noqa: E402
 from att_sms.commands.runtime import Activations, InFlight  # noqa: E402
 from att_sms.commands.wiring import Locks, Services  # noqa: E402
@@ -69,8 +70,7 @@ log = logging.getLogger("errbot.plugins.AttSms")
 #: How long deactivation waits for commands and poller runs that are talking to the carrier.
 INFLIGHT_WAIT = 30.0
 
-Command = Callable[[Services], Any]
-NOT_ACTIVE_ALERTS = "the AttSms plugin is not configured or is being reconfigured"
+Command = Callable[[Services], str | None]
 
 
 class AttSms(BotPlugin):
@@ -191,7 +191,7 @@ class AttSms(BotPlugin):
 
     # ----------------------------------------------------------------- running the parts
 
-    def _command(self, run: Command) -> Any:
+    def _command(self, run: Command) -> str | None:
         """Run a command on the current activation's parts; deactivation waits for it."""
         with self._inflight.running():
             services = self._services
@@ -256,7 +256,7 @@ class AttSms(BotPlugin):
     # ----------------------------------------------------------------- sending
 
     @botcmd
-    def sms_send(self, msg: Any, args: str) -> str:
+    def sms_send(self, msg: Any, args: str) -> str | None:
         """[--again] <to>[,<to>...] <text>: send an SMS to numbers, contacts or groups.
 
         Recipients are comma-separated; a number with spaces goes in double quotes:
@@ -275,24 +275,24 @@ class AttSms(BotPlugin):
         return self._command(lambda s: s.sending.reply(msg, args))
 
     @botcmd
-    def sms_status(self, msg: Any, args: str) -> str:
+    def sms_status(self, msg: Any, args: str) -> str | None:
         """<messageId>: the delivery state of each recipient of a sent SMS."""
         return self._command(lambda s: s.sending.status(msg, args))
 
     @botcmd
-    def sms_log(self, msg: Any, args: str) -> str:
+    def sms_log(self, msg: Any, args: str) -> str | None:
         """[N]: the last N sends from the audit log (default 10)."""
         return self._command(lambda s: s.sending.log(msg, args))
 
     @botcmd
-    def sms_inbox(self, msg: Any, args: str) -> str:
+    def sms_inbox(self, msg: Any, args: str) -> str | None:
         """[<registrationId>]: fetch inbound SMS now and post them to their rooms."""
         return self._command(lambda s: s.inbound.inbox(msg, args))
 
     # ----------------------------------------------------------------- pages and alerts
 
     @botcmd
-    def sms_page(self, msg: Any, args: str) -> str:
+    def sms_page(self, msg: Any, args: str) -> str | None:
         """[--again] <to>[,<to>...] <text>: page each in turn until one acknowledges.
 
         Recipients as in !sms send (numbers, contacts, groups in the order added). Each
@@ -303,22 +303,22 @@ class AttSms(BotPlugin):
         return self._command(lambda s: s.pages.page(msg, args))
 
     @botcmd
-    def sms_ack(self, msg: Any, args: str) -> str:
+    def sms_ack(self, msg: Any, args: str) -> str | None:
         """<page>: acknowledge a page from chat (P7); nobody else is paged."""
         return self._command(lambda s: s.pages.ack(msg, args))
 
     @botcmd
-    def sms_cancel(self, msg: Any, args: str) -> str:
+    def sms_cancel(self, msg: Any, args: str) -> str | None:
         """<page>: stop a page (P7); nobody else is paged."""
         return self._command(lambda s: s.pages.cancel(msg, args))
 
     @botcmd
-    def sms_pages(self, msg: Any, args: str) -> str:
+    def sms_pages(self, msg: Any, args: str) -> str | None:
         """The open pages: step, who was paged when, what comes next, the text."""
         return self._command(lambda s: s.pages.pages(msg, args))
 
     @botcmd
-    def sms_alerts(self, msg: Any, args: str) -> str:
+    def sms_alerts(self, msg: Any, args: str) -> str | None:
         """The alert groups still firing, with their pages (from Alertmanager or Grafana)."""
         return self._command(lambda s: s.alerts.alerts(msg, args))
 
@@ -327,14 +327,14 @@ class AttSms(BotPlugin):
         """Alertmanager's / Grafana's webhook (see docs/ALERTS.md)."""
         with self._inflight.running():
             services = self._services
-            if services is None:
-                return f"{NOT_ACTIVE_ALERTS}; retry\n", 503, {}
+            if services is None:  # the same checks as when active, then 503: Alertmanager retries
+                return webhook_unconfigured(request)
             return services.alerts.webhook(request)
 
     # ----------------------------------------------------------------- rotations
 
     @botcmd
-    def sms_rotation_add(self, msg: Any, args: str) -> str:
+    def sms_rotation_add(self, msg: Any, args: str) -> str | None:
         """<name> <member>[,<member>...] [--shift 1w] [--start YYYY-MM-DDTHH:MM] [--tz Zone] [--room #room]
 
         Creates or replaces a rotation: members (contacts or numbers) take turns, one shift
@@ -344,22 +344,22 @@ class AttSms(BotPlugin):
         return self._command(lambda s: s.rotations.rotation_add(msg, args))
 
     @botcmd
-    def sms_rotation_remove(self, msg: Any, args: str) -> str:
+    def sms_rotation_remove(self, msg: Any, args: str) -> str | None:
         """<name>: removes a rotation and its overrides."""
         return self._command(lambda s: s.rotations.rotation_remove(msg, args))
 
     @botcmd
-    def sms_rotations(self, msg: Any, args: str) -> str:
+    def sms_rotations(self, msg: Any, args: str) -> str | None:
         """Lists the rotations: who is on call, until when (in the rotation's zone), who is next."""
         return self._command(lambda s: s.rotations.rotations(msg, args))
 
     @botcmd
-    def sms_oncall(self, msg: Any, args: str) -> str:
+    def sms_oncall(self, msg: Any, args: str) -> str | None:
         """[<rotation>]: who is on call now (overrides included), until when, and who is next."""
         return self._command(lambda s: s.rotations.oncall(msg, args))
 
     @botcmd
-    def sms_override(self, msg: Any, args: str) -> str:
+    def sms_override(self, msg: Any, args: str) -> str | None:
         """<rotation> <member> <duration|--until YYYY-MM-DDTHH:MM>: puts a member on call from now.
 
         The newest override wins over older ones and over the rotation.
@@ -367,60 +367,62 @@ class AttSms(BotPlugin):
         return self._command(lambda s: s.rotations.override(msg, args))
 
     @botcmd
-    def sms_override_remove(self, msg: Any, args: str) -> str:
+    def sms_override_remove(self, msg: Any, args: str) -> str | None:
         """<rotation>: ends the override in force now."""
         return self._command(lambda s: s.rotations.override_remove(msg, args))
 
     # ----------------------------------------------------------------- the address book
 
     @botcmd
-    def sms_contact_add(self, msg: Any, args: str) -> str:
+    def sms_contact_add(self, msg: Any, args: str) -> str | None:
         """<name> <number>: add or replace a contact."""
         return self._command(lambda s: s.directory.contact_add(msg, args))
 
     @botcmd
-    def sms_contact_remove(self, msg: Any, args: str) -> str:
+    def sms_contact_remove(self, msg: Any, args: str) -> str | None:
         """<name>: remove a contact (and from every group)."""
         return self._command(lambda s: s.directory.contact_remove(msg, args))
 
     @botcmd
-    def sms_contacts(self, msg: Any, args: str) -> str:
+    def sms_contacts(self, msg: Any, args: str) -> str | None:
         """Lists the contacts."""
         return self._command(lambda s: s.directory.contacts(msg, args))
 
     @botcmd
-    def sms_group_add(self, msg: Any, args: str) -> str:
+    def sms_group_add(self, msg: Any, args: str) -> str | None:
         """<group> <member>...: create a group or add contacts/numbers to it."""
         return self._command(lambda s: s.directory.group_add(msg, args))
 
     @botcmd
-    def sms_group_remove(self, msg: Any, args: str) -> str:
+    def sms_group_remove(self, msg: Any, args: str) -> str | None:
         """<group> [<member>...]: remove members, or the whole group when none are named."""
         return self._command(lambda s: s.directory.group_remove(msg, args))
 
     @botcmd
-    def sms_groups(self, msg: Any, args: str) -> str:
+    def sms_groups(self, msg: Any, args: str) -> str | None:
         """Lists the groups and their members."""
         return self._command(lambda s: s.directory.groups(msg, args))
 
     @botcmd
-    def sms_optouts(self, msg: Any, args: str) -> str:
+    def sms_optouts(self, msg: Any, args: str) -> str | None:
         """Lists the numbers that opted out by texting STOP."""
         return self._command(lambda s: s.directory.optouts(msg, args))
 
     # ----------------------------------------------------------------- operations
 
     @botcmd
-    def sms_health(self, msg: Any, args: str) -> str:
+    def sms_health(self, msg: Any, args: str) -> str | None:
         """The bot's health at a glance, problems first: carrier, token, polls, posts, sends, store."""
         return self._command(lambda s: s.health.health(msg, args))
 
     @botcmd
-    def sms_replicas(self, msg: Any, args: str) -> str:
+    def sms_replicas(self, msg: Any, args: str) -> str | None:
         """Which replica does the background work (inbox, follow-ups, pages) and how commands run."""
         return self._command(lambda s: s.replicas.replicas(msg, args))
 
     @cmdfilter
-    def _replica_command_filter(self, msg: Any, cmd: Any, args: Any, dry_run: bool) -> tuple:
+    def _replica_command_filter(
+        self, msg: Any, cmd: Any, args: Any, dry_run: bool
+    ) -> tuple[Any, Any, Any]:
         """Let this replica run an AttSms command only if no other replica runs it."""
         return self._command_once.filter(msg, cmd, args, dry_run)

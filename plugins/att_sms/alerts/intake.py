@@ -54,6 +54,8 @@ class Answer:
     status: int
     text: str
     headers: tuple[tuple[str, str], ...] = ()
+    #: What was decided about a notification taken (200): open, ignore, repage...
+    decision: str | None = None
     #: A page was opened (a new group, or one paged again): its first SMS is due now.
     opened_page: bool = False
 
@@ -129,8 +131,8 @@ class AlertIntake:
             return Answer(404, f"unknown route {name[:64]!r} (ALERT_ROUTES has: {known[:200]})")
         try:
             answer = self._apply(store, config, route, notification)
-            if answer.status == 200:
-                self.decisions[answer.text.partition(":")[0]] += 1
+            if answer.decision is not None:
+                self.decisions[answer.decision] += 1
             return answer
         except _Refused as exc:
             return Answer(422, str(exc))
@@ -275,7 +277,7 @@ def _state(group: AlertGroup | None, page: Page | None) -> GroupState | None:
 
 def _answer(decision: Decision, text: str) -> Answer:
     opened = decision.kind in (OPEN_PAGE, REPAGE)
-    return Answer(200, f"{decision.kind}: {text}", opened_page=opened)
+    return Answer(200, f"{decision.kind}: {text}", decision=decision.kind, opened_page=opened)
 
 
 def _authorised(header: str, token: str) -> bool:

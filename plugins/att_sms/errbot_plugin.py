@@ -50,6 +50,7 @@ from att_sms.commands.activation import (  # noqa: E402
     read_settings,
 )
 from att_sms.commands.alerts import webhook_unconfigured  # noqa: E402
+from att_sms.commands.index import command_index  # noqa: E402
 from att_sms.commands.replicas import CommandOnce, put_filter_first  # noqa: E402
 from att_sms.commands.runtime import Activations, InFlight  # noqa: E402
 from att_sms.commands.wiring import Locks, Services  # noqa: E402
@@ -63,7 +64,6 @@ from att_sms.ops.sigterm import (  # noqa: E402
 from att_sms.setting_values import SettingsError  # noqa: E402
 from att_sms.settings import CONFIG_TEMPLATE, Settings, parse_settings  # noqa: E402
 from att_sms.store import StoreError  # noqa: E402
-from att_sms.text.formatting import echo  # noqa: E402
 
 log = logging.getLogger("errbot.plugins.AttSms")
 
@@ -240,18 +240,7 @@ class AttSms(BotPlugin):
     @botcmd
     def sms(self, msg: Any, args: str) -> str:
         """Lists the SMS commands."""
-        word = args.split()[0] if args.split() else ""
-        p = self._bot.prefix
-        head = f"Unknown sms command '{echo(word, 40)}'. " if word else ""
-        return (
-            f"{head}Use {p}sms send <to>[,<to>...] <text> | {p}sms page <to>[,<to>...] <text> | "
-            f"{p}sms ack <page> | {p}sms cancel <page> | {p}sms pages | {p}sms alerts | "
-            f"{p}sms status <messageId> | {p}sms inbox [<registrationId>] | "
-            f"{p}sms reply <handle> <text> | {p}sms contacts | {p}sms groups | "
-            f"{p}sms rotations | {p}sms oncall [<rotation>] | {p}sms override <rotation> ... | "
-            f"{p}sms optouts | {p}sms log [N] | {p}sms health | {p}sms replicas "
-            f"(details: {p}help AttSms)"
-        )
+        return command_index(self._bot.prefix, args)
 
     # ----------------------------------------------------------------- sending
 

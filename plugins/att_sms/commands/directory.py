@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from att_sms.sending import directory
+from att_sms.store.audit import AuditEntry
 from att_sms.text.arguments import ArgumentError, single_word
 from att_sms.text.common import utc_time
 from att_sms.text.formatting import echo
 from att_sms.text.numbers import NumberError, display_number
 
 from .runtime import Runtime, user_of
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class GroupRefused:
+    """A group change refused (unknown member, bad number...): the one-line reply."""
+
+    reply: str
 
 
 class DirectoryDesk:
@@ -32,7 +44,7 @@ class DirectoryDesk:
 
         key = name.lower()
 
-        def audit(result: tuple[str | None, str]) -> dict[str, Any] | None:
+        def audit(result: tuple[str | None, str]) -> AuditEntry | None:
             old, tel = result
             return (
                 None if old == tel else self._audit_entry(msg, [tel], contact_change(key, old, tel))
@@ -52,12 +64,11 @@ class DirectoryDesk:
             f"no longer to {old} ({display_number(old)})."
         )
 
-    def _audit_entry(self, msg: Any, numbers: list[str], outcome: str) -> dict[str, Any]:
+    def _audit_entry(self, msg: Any, numbers: list[str], outcome: str) -> AuditEntry:
         """An address-book change for the audit log (``!sms log``), with who made it."""
-        return {
-            "who": user_of(msg), "recipients": numbers, "parts": 0, "message_ids": [],
-            "outcome": outcome,
-        }  # fmt: skip
+        return AuditEntry(
+            who=user_of(msg), recipients=numbers, parts=0, message_ids=[], outcome=outcome
+        )
 
     def contact_remove(self, msg: Any, args: str) -> str:
         """<name>: remove a contact (and from every group)."""
@@ -94,12 +105,11 @@ class DirectoryDesk:
         if len(words) < 2:
             return "usage: !sms group add <group> <member>..."
         rules = self._rt.rules
-        try:
-            members = self._rt.store.edit_directory(
-                lambda book: directory.add_group(book, words[0], words[1:], rules)
-            )
-        except (directory.DirectoryError, NumberError) as exc:
-            return f"Group not changed: {echo(str(exc), 300)}"
+        members = self._edit_group(
+            lambda book: directory.add_group(book, words[0], words[1:], rules)
+        )
+        if isinstance(members, GroupRefused):
+            return members.reply
         return f"Group {words[0].lower()}: {', '.join(members)}."
 
     def group_remove(self, msg: Any, args: str) -> str:
@@ -108,15 +118,21 @@ class DirectoryDesk:
         if not words:
             return "usage: !sms group remove <group> [<member>...]"
         rules = self._rt.rules
-        try:
-            self._rt.store.edit_directory(
-                lambda book: directory.remove_group(book, words[0], words[1:] or None, rules=rules)
-            )
-        except (directory.DirectoryError, NumberError) as exc:
-            return f"Group not changed: {echo(str(exc), 300)}"
+        removed = self._edit_group(
+            lambda book: directory.remove_group(book, words[0], words[1:] or None, rules=rules)
+        )
+        if isinstance(removed, GroupRefused):
+            return removed.reply
         if len(words) == 1:
             return f"Group {words[0].lower()} removed."
         return f"Removed {', '.join(words[1:])} from group {words[0].lower()}."
+
+    def _edit_group(self, change: Callable[[dict[str, Any]], T]) -> T | GroupRefused:
+        """One group change in the store, or why it was refused (nothing stored)."""
+        try:
+            return self._rt.store.edit_directory(change)
+        except (directory.DirectoryError, NumberError) as exc:
+            return GroupRefused(f"Group not changed: {echo(str(exc), 300)}")
 
     def groups(self, msg: Any, args: str) -> str:
         """Lists the groups and their members."""
@@ -131,8 +147,7 @@ class DirectoryDesk:
         if not optouts:
             return "No number has opted out."
         listed = "; ".join(
-            f"{display_number(tel)} since {utc_time(since)}"
-            for tel, since in optouts
+            f"{display_number(tel)} since {utc_time(since)}" for tel, since in optouts
         )
         return f"Opted out ({len(optouts)}): {listed}"
 

@@ -9,7 +9,7 @@ recent one with the same dedup key (``recent_send``). Entries come back in
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any, NotRequired, TypedDict, Unpack
 
 from .engine import Database, Tx
@@ -69,7 +69,7 @@ class AuditTables:
         return _audit_entry(row) if row else None
 
 
-def append_audit(tx: Tx, at: float, entry: Mapping[str, Any]) -> None:
+def append_audit(tx: Tx, at: float, entry: AuditEntry) -> None:
     """Append ``entry`` (an ``AuditEntry``) at ``at`` in ``tx``, the transaction of the change
     it records."""
     row = tx.one(

@@ -12,7 +12,7 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
-from .audit import append_audit
+from .audit import AuditEntry, append_audit
 from .engine import Database, Tx
 from .rotations import oncall_view
 
@@ -34,7 +34,7 @@ class DirectoryTables:
     def edit_directory(
         self,
         change: Callable[[dict[str, Any]], T],
-        audit: Callable[[T], dict[str, Any] | None] | None = None,
+        audit: Callable[[T], AuditEntry | None] | None = None,
     ) -> T:
         """Apply ``change`` to the directory in one transaction; nothing is written if it raises.
 

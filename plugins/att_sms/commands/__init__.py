@@ -1,1 +1,1 @@
-"""The errbot face: the command classes mixed into ``AttSms`` (``errbot_plugin``); the only modules that import errbot."""
+"""The errbot face's areas: one plain class each (``SendDesk``, ``PageDesk``, ``InboundPoller``...), built over one ``Runtime`` per activation by ``wiring`` and called by ``AttSms``'s thin commands."""

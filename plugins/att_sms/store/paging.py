@@ -71,15 +71,16 @@ class PagingTables:
 
     # -- opt-outs ----------------------------------------------------------------
 
-    def opted_out(self, tels: Iterable[str]) -> set[str]:
+    def opted_out(self, tels: Iterable[str], tx: Tx | None = None) -> set[str]:
         """Which of ``tels`` opted out (texted STOP and not START since)."""
-        wanted = list(dict.fromkeys(tels))
-        found: set[str] = set()
-        with self._db.read() as tx:
-            for tel in wanted:
-                if tx.one("SELECT 1 FROM att_optouts WHERE tel = ?", (tel,)):
-                    found.add(tel)
-        return found
+        if tx is None:
+            with self._db.read() as own:
+                return self.opted_out(tels, own)
+        return {
+            tel
+            for tel in dict.fromkeys(tels)
+            if tx.one("SELECT 1 FROM att_optouts WHERE tel = ?", (tel,))
+        }
 
     def optouts(self) -> list[tuple[str, float]]:
         """Every opted-out number with the time it opted out, by number."""
@@ -90,31 +91,40 @@ class PagingTables:
 
     # -- quotas ------------------------------------------------------------------
 
-    def reserve_quota(self, user: str, units: int, rate_limit: int, daily_limit: int) -> int:
+    def reserve_quota(
+        self, user: str, units: int, rate_limit: int, daily_limit: int, tx: Tx | None = None
+    ) -> int:
         """Check both limits and hold ``units`` for ``user``; the reservation's id.
 
-        Raises ``policy.QuotaError``. Settle it with ``settle_quota`` once the carrier
-        answered, with what was billed (0 removes it: a refused send counts nothing).
-        One transaction of five statements whatever the traffic: the day's counter is
-        counted up and read in one upsert (a refusal rolls it back), and the rate limit
-        probes for one row (``_quota_state``), reading the hour's sends only at the limit.
+        Raises ``policy.QuotaError`` (in ``tx``: the caller's transaction must then roll
+        back, as leaving its ``with`` by the exception does). Settle it with
+        ``settle_quota`` once the carrier answered, with what was billed (0 removes it: a
+        refused send counts nothing). Five statements whatever the traffic: the day's
+        counter is counted up and read in one upsert (a refusal rolls it back), and the
+        rate limit probes for one row (``_quota_state``), reading the hour's sends only at
+        the limit.
         """
-        with self._db.transaction() as tx:
-            tx.lock("att_sends")
-            now = self._db.now()
-            used = _count_day_units(tx, _day(now), units)  # a refusal below rolls it back
-            state = _quota_state(tx, user, now, rate_limit, used)
-            policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
-            row = tx.one(
-                "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
-                (user, now, units),
-            )
-            if row and row[0] % PRUNE_EVERY == 0:  # old rows count in no window: prune now and then
-                tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
+        if tx is None:
+            with self._db.transaction() as own:
+                return self.reserve_quota(user, units, rate_limit, daily_limit, own)
+        tx.lock("att_sends")
+        now = self._db.now()
+        used = _count_day_units(tx, _day(now), units)  # a refusal below rolls it back
+        state = _quota_state(tx, user, now, rate_limit, used)
+        policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
+        row = tx.one(
+            "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
+            (user, now, units),
+        )
         assert row is not None
+        if row[0] % PRUNE_EVERY == 0:  # old rows count in no window: prune now and then
+            tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
         if len(self._held) >= HELD_KEPT:  # reservations of commands that died before settling
             self._held.clear()
-        self._held[int(row[0])] = (units, now)  # what settle_quota may skip reading
+        # What settle_quota may skip reading. Should the transaction roll back instead, the
+        # entry is harmless: settling reads only reservations it was given, and a reused
+        # id is written over here first.
+        self._held[int(row[0])] = (units, now)
         return int(row[0])
 
     def settle_quota(self, reservation: int, units: int, tx: Tx | None = None) -> None:
@@ -184,15 +194,19 @@ class PagingTables:
             )
         return [_audit_entry(row) for row in reversed(rows)]
 
-    def recent_send(self, dedup_key: str, since: float) -> dict[str, Any] | None:
+    def recent_send(
+        self, dedup_key: str, since: float, tx: Tx | None = None
+    ) -> dict[str, Any] | None:
         """The newest audit entry with ``dedup_key`` since ``since`` that may have gone out."""
-        with self._db.read() as tx:
-            row = tx.one(
-                "SELECT who, at, recipients, parts, message_ids, outcome FROM att_audit"
-                " WHERE dedup_key = ? AND at >= ? AND outcome NOT LIKE 'failed%'"
-                " AND outcome NOT LIKE 'refused%' ORDER BY id DESC LIMIT 1",
-                (dedup_key, since),
-            )
+        if tx is None:
+            with self._db.read() as own:
+                return self.recent_send(dedup_key, since, own)
+        row = tx.one(
+            "SELECT who, at, recipients, parts, message_ids, outcome FROM att_audit"
+            " WHERE dedup_key = ? AND at >= ? AND outcome NOT LIKE 'failed%'"
+            " AND outcome NOT LIKE 'refused%' ORDER BY id DESC LIMIT 1",
+            (dedup_key, since),
+        )
         return _audit_entry(row) if row else None
 
 

@@ -109,8 +109,9 @@ class PagingTables:
                 return self.reserve_quota(user, units, rate_limit, daily_limit, own)
         tx.lock("att_sends")
         now = self._db.now()
-        used = _count_day_units(tx, _day(now), units)  # a refusal below rolls it back
-        state = _quota_state(tx, user, now, rate_limit, used)
+        day = _day(now)
+        used = _count_day_units(tx, day, units)  # a refusal below rolls it back
+        state = _quota_state(tx, user, now, rate_limit, {day: used})
         policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
         row = tx.one(
             "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
@@ -247,8 +248,10 @@ def _count_day_units(tx: Tx, day: str, units: int) -> int:
     return int(row[0]) - units
 
 
-def _quota_state(tx: Tx, user: str, now: float, rate_limit: int, used: int) -> dict[str, Any]:
-    """What the limits look at, in ``policy``'s dict form (``used``: today's units so far).
+def _quota_state(
+    tx: Tx, user: str, now: float, rate_limit: int, days: dict[str, int]
+) -> dict[str, Any]:
+    """What the limits look at, in ``policy``'s dict form (``days``: today's units so far).
 
     The rate limit refuses only when the user's ``rate_limit``-th newest send is inside
     the window: one probe for that row (an index walk in the database, no rows into
@@ -269,7 +272,7 @@ def _quota_state(tx: Tx, user: str, now: float, rate_limit: int, used: int) -> d
                 (user, since, rate_limit),
             )
         )
-    return {"users": {user: recent}, "days": {_day(now): used}}
+    return {"users": {user: recent}, "days": days}
 
 
 def _load_directory(tx: Tx) -> dict[str, Any]:

@@ -87,3 +87,12 @@ def test_client_sends_reach_the_carrier_as_before(
         ids = {client.send(["tel:+12125551234"], f"prepared once {i}").message_id for i in range(3)}
     assert len(ids) == 3
     assert client.token_requests == 1
+
+
+def test_user_info_in_a_fixed_url_still_wins_as_prepare_applies_it_last() -> None:
+    """Settings refuse such URLs; the client alone still prepares them as requests does."""
+    url = "http://user:pw@127.0.0.1:8080/api" + OUTBOX_PATH
+    s = build_session(10, build_retry(3, 0.3, 10.0), 30.0, "http://127.0.0.1:8080/api")
+    fixed = PreparedRequests(s, [("POST", url)])
+    for _ in range(2):
+        assert as_sent(fixed.prepare("POST", url, **SEND)) == as_sent(full(s, "POST", url, **SEND))

@@ -198,17 +198,18 @@ class PreparedRequests:
 
     A request to one of the ``fixed`` (method, URL) pairs starts from a copy of a request
     prepared once, with the session's headers merged and the URL parsed and checked, and
-    gets its own headers, the session's current cookies, its body and the URL's auth in
-    the order ``PreparedRequest.prepare`` applies them; any other request is prepared in
-    full by the session. Either is sent with the session's proxies, verification and
-    certificate, which is what ``Session.request`` merges on every call when
-    ``trust_env`` is off. The same request goes out, ~0.1 ms sooner a send.
+    gets its own headers, the session's current cookies (if any), its body and the URL's
+    auth (if any) in the order ``PreparedRequest.prepare`` applies them; any other request
+    is prepared in full by the session. Either is sent with the session's proxies,
+    verification and certificate, which is what ``Session.request`` merges on every call
+    when ``trust_env`` is off. The same request goes out, ~0.1 ms sooner a send.
     """
 
     def __init__(self, session: requests.Session, fixed: Iterable[tuple[str, str]]) -> None:
         self._session = session
         self._fixed = frozenset(fixed)
         self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
+        self._url_auth: set[str] = set()
 
     def send(
         self,
@@ -249,11 +250,13 @@ class PreparedRequests:
             )
         prepared = template.copy()
         prepared.headers.update(headers or {})
-        cookies = RequestsCookieJar()  # a copy, as Session.prepare_request merges them
-        cookies.update(self._session.cookies)
-        prepared.prepare_cookies(cookies)
+        if self._session.cookies:  # none (the usual case): no Cookie header, as in full
+            cookies = RequestsCookieJar()  # a copy, as Session.prepare_request merges them
+            cookies.update(self._session.cookies)
+            prepared.prepare_cookies(cookies)
         prepared.prepare_body(data or {}, None, json)
-        prepared.prepare_auth(None)
+        if url in self._url_auth:  # user info in the URL: its auth, as prepare() ends with
+            prepared.prepare_auth(None)
         return prepared
 
     def _template(self, method: str, url: str) -> requests.PreparedRequest | None:
@@ -267,6 +270,8 @@ class PreparedRequests:
             template = self._templates[key] = self._session.prepare_request(
                 requests.Request(method, url)
             )
+            if any(requests.utils.get_auth_from_url(url)):
+                self._url_auth.add(url)
         return template
 
 

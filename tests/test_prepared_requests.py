@@ -9,6 +9,7 @@ import pytest
 import requests
 from att_sms.carrier.client import OUTBOX_PATH, TOKEN_PATH, AttSmsClient
 from att_sms.carrier.transport import PreparedRequests, build_retry, build_session
+from requests.adapters import HTTPAdapter
 
 from carrier_sandbox import Sandbox
 
@@ -96,3 +97,37 @@ def test_user_info_in_a_fixed_url_still_wins_as_prepare_applies_it_last() -> Non
     fixed = PreparedRequests(s, [("POST", url)])
     for _ in range(2):
         assert as_sent(fixed.prepare("POST", url, **SEND)) == as_sent(full(s, "POST", url, **SEND))
+
+
+def test_the_adapter_finds_the_pool_requests_would_and_forgets_it_on_close() -> None:
+    """The pool is the one requests itself would choose, whatever the origin and settings."""
+    s = session()
+    adapter = s.get_adapter(OUTBOX)
+    fixed = PreparedRequests(s, [("POST", OUTBOX)])
+    send = fixed.prepare("POST", OUTBOX, **SEND)
+    cases = [
+        (send, s.verify),
+        (fixed.prepare("GET", OUTBOX + "/x"), s.verify),
+        (fixed.prepare("GET", "http://127.0.0.2:8080/x"), s.verify),
+        (send, False),
+    ]
+    for _ in range(2):
+        for request, verify in cases:
+            pool = adapter.get_connection_with_tls_context(request, verify, proxies={})
+            assert pool is HTTPAdapter.get_connection_with_tls_context(
+                adapter, request, verify, proxies={}
+            )
+    before = adapter.get_connection_with_tls_context(send, s.verify, proxies={})
+    s.close()  # closing the session forgets every pool, as requests does
+    after = adapter.get_connection_with_tls_context(send, s.verify, proxies={})
+    assert after is not before and after.pool is not None
+    assert after is HTTPAdapter.get_connection_with_tls_context(adapter, send, s.verify, proxies={})
+
+
+def test_sends_after_the_pools_were_closed_still_go_out(
+    sandbox: Sandbox, client_id: str, client_secret: str
+) -> None:
+    with AttSmsClient(sandbox.base_url, client_id, client_secret) as client:
+        assert client.send(["tel:+12125551234"], "before").message_id
+        client._session.close()  # every pool closed and forgotten
+        assert client.send(["tel:+12125551234"], "after").message_id

@@ -275,6 +275,29 @@ def test_quota_settled_inside_a_command_transaction(store: Store) -> None:
     assert store.last_audit(1)[0]["outcome"] == "failed: x"
 
 
+def test_a_send_s_checks_and_reservation_in_one_transaction(store: Store) -> None:
+    """The pipeline reads opt-outs and the last send and reserves in one transaction: the
+    same answers as alone, and a refusal rolls the day's count back with the rest."""
+    with store.transaction() as tx:
+        tx.execute("INSERT INTO att_optouts (tel, since) VALUES (?, ?)", (BOB, 1.0))
+    store.record_audit(
+        who="w", recipients=[ALICE], parts=1, message_ids=["m1"], outcome="sent", dedup_key="k"
+    )
+    with store.transaction() as tx:
+        assert store.opted_out([ALICE, BOB, BOB], tx) == {BOB}
+        assert store.recent_send("k", 0.0, tx) == store.recent_send("k", 0.0)
+        assert store.recent_send("other", 0.0, tx) is None
+        held = store.reserve_quota("alice", 4, rate_limit=0, daily_limit=5, tx=tx)
+    store.settle_quota(held, 4)
+    with pytest.raises(policy.QuotaError), store.transaction() as tx:
+        store.opted_out([ALICE], tx)
+        store.reserve_quota("bob", 1, rate_limit=0, daily_limit=5, tx=tx)
+        store.reserve_quota("carol", 1, rate_limit=0, daily_limit=5, tx=tx)  # 6 > 5: refused
+    store.reserve_quota("dave", 1, rate_limit=0, daily_limit=5)  # bob's unit was rolled back
+    with pytest.raises(policy.QuotaError):
+        store.reserve_quota("erin", 1, rate_limit=0, daily_limit=5)
+
+
 def test_sends_outside_the_windows_do_not_count(store: Store) -> None:
     now = store.now()
     with store.transaction() as tx:

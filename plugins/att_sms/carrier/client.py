@@ -52,6 +52,7 @@ from .tokens import Token, TokenCache, TokenStatus, read_token
 from .transport import (
     DEFAULT_MAX_IDLE,
     KEEPALIVE_IDLE,
+    PreparedRequests,
     build_retry,
     build_session,
     keepalive_socket_options,
@@ -137,6 +138,10 @@ class AttSmsClient:
         self._issued: deque[str] = deque(maxlen=8)
         self._retry = build_retry(get_retries, backoff_factor, max_retry_after)
         self._session = build_session(pool_size, self._retry, max_idle, self.base_url)
+        self._requests = PreparedRequests(
+            self._session,
+            [("POST", self.base_url + OUTBOX_PATH), ("POST", self.base_url + TOKEN_PATH)],
+        )
         self._tokens = TokenCache(self._fetch_token)
         self._failures = FailureReader(
             base_url=self.base_url,
@@ -281,14 +286,8 @@ class AttSmsClient:
         timeout = kwargs.pop("timeout", self.timeout)
         started = time.monotonic()
         try:
-            response = self._session.request(
-                method,
-                self.base_url + path,
-                headers=headers,
-                timeout=timeout,
-                allow_redirects=False,
-                stream=True,
-                **kwargs,
+            response = self._requests.send(
+                method, self.base_url + path, headers=headers, timeout=timeout, **kwargs
             )
             read_capped(response, _ANSWER_OF.get(operation, operation), self.max_answer_bytes)
         except AnswerTooLarge as exc:

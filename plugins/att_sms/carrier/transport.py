@@ -21,11 +21,13 @@ import logging
 import os
 import socket
 import time
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from requests.cookies import RequestsCookieJar
 from urllib3.connection import HTTPConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, ReadTimeoutError
@@ -144,12 +146,45 @@ def _idle_pool_classes(max_idle: float | None) -> dict[str, type]:
     }
 
 
+#: Pools remembered by one adapter (one per origin and TLS and proxy settings: a few).
+_POOLS_KEPT = 32
+
+
 class _CarrierAdapter(HTTPAdapter):
-    """HTTPAdapter whose connections use TCP keepalive and are retired when idle too long."""
+    """HTTPAdapter whose connections use TCP keepalive and are retired when idle too long,
+    and which finds the connection pool of a request once per origin and settings."""
 
     def __init__(self, *, max_idle: float | None, **kwargs: Any) -> None:
         self._max_idle = max_idle  # set first: HTTPAdapter.__init__ builds the pool manager
+        self._pools: dict[tuple[Any, ...], Any] = {}
         super().__init__(**kwargs)
+
+    def get_connection_with_tls_context(
+        self,
+        request: requests.PreparedRequest,
+        verify: bool | str | None,
+        proxies: Mapping[str, str] | None = None,
+        cert: tuple[str, str] | str | None = None,
+    ) -> Any:
+        """The pool requests would choose, looked up once for each origin, verification,
+        certificate and proxies: requests selects the proxy, parses the URL and builds the
+        pool manager's key of some thirty fields on every request (~15 us), and the same
+        settings always give the same pool. Closing the adapter (the session) forgets
+        them, as the pool manager does; a pool closed meanwhile (urllib3 1.x closes the
+        pools it evicts) is looked up again."""
+        key = (*urlsplit(request.url or "")[:2], verify, cert, tuple(sorted((proxies or {}).items())))
+        pool = self._pools.get(key)
+        if pool is None or getattr(pool, "pool", None) is None:
+            if len(self._pools) >= _POOLS_KEPT:
+                self._pools.clear()
+            pool = self._pools[key] = super().get_connection_with_tls_context(
+                request, verify, proxies=proxies, cert=cert
+            )
+        return pool
+
+    def close(self) -> None:
+        self._pools.clear()
+        super().close()
 
     def init_poolmanager(self, *args: Any, **pool_kwargs: Any) -> None:
         pool_kwargs.setdefault("socket_options", keepalive_socket_options())
@@ -188,6 +223,89 @@ def build_session(
     session.mount("https://", adapter)
     session.headers["Accept"] = "application/json"
     return session
+
+
+class PreparedRequests:
+    """``Session.request`` for a session built by :func:`build_session`, whose settings
+    (headers, proxies, verification; no environment, auth, params or hooks) stay fixed.
+
+    A request to one of the ``fixed`` (method, URL) pairs starts from a copy of a request
+    prepared once, with the session's headers merged and the URL parsed and checked, and
+    gets its own headers, the session's current cookies (if any), its body and the URL's
+    auth (if any) in the order ``PreparedRequest.prepare`` applies them; any other request
+    is prepared in full by the session. Either is sent with the session's proxies,
+    verification and certificate, which is what ``Session.request`` merges on every call
+    when ``trust_env`` is off. The same request goes out, ~0.1 ms sooner a send.
+    """
+
+    def __init__(self, session: requests.Session, fixed: Iterable[tuple[str, str]]) -> None:
+        self._session = session
+        self._fixed = frozenset(fixed)
+        self._templates: dict[tuple[str, str], requests.PreparedRequest] = {}
+        self._url_auth: set[str] = set()
+
+    def send(
+        self,
+        method: str,
+        url: str,
+        *,
+        timeout: Any,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        json: Any = None,
+    ) -> requests.Response:
+        """The answer to one request (streamed; redirects are not followed)."""
+        session = self._session
+        return session.send(
+            self.prepare(method, url, headers=headers, data=data, json=json),
+            timeout=timeout,
+            allow_redirects=False,
+            stream=True,
+            proxies=dict(session.proxies),
+            verify=session.verify,
+            cert=session.cert,
+        )
+
+    def prepare(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        data: Any = None,
+        json: Any = None,
+    ) -> requests.PreparedRequest:
+        """The request ``Session.prepare_request`` would make of these arguments."""
+        template = self._template(method, url)
+        if template is None:
+            return self._session.prepare_request(
+                requests.Request(method, url, headers=headers, data=data or {}, json=json)
+            )
+        prepared = template.copy()
+        prepared.headers.update(headers or {})
+        if self._session.cookies:  # none (the usual case): no Cookie header, as in full
+            cookies = RequestsCookieJar()  # a copy, as Session.prepare_request merges them
+            cookies.update(self._session.cookies)
+            prepared.prepare_cookies(cookies)
+        prepared.prepare_body(data or {}, None, json)
+        if url in self._url_auth:  # user info in the URL: its auth, as prepare() ends with
+            prepared.prepare_auth(None)
+        return prepared
+
+    def _template(self, method: str, url: str) -> requests.PreparedRequest | None:
+        """The request prepared once for a fixed pair (at its first use: a bad URL raises
+        where ``Session.request`` would), None for any other."""
+        key = (method, url)
+        if key not in self._fixed:
+            return None
+        template = self._templates.get(key)
+        if template is None:
+            template = self._templates[key] = self._session.prepare_request(
+                requests.Request(method, url)
+            )
+            if any(requests.utils.get_auth_from_url(url)):
+                self._url_auth.add(url)
+        return template
 
 
 # --------------------------------------------------------------------------

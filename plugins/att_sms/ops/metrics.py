@@ -17,6 +17,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -147,6 +148,11 @@ class Metrics:
         }
         self._readings["ready"].set(1)
         self.registry.register(_PollCollector(self))
+        # The labelled series a send touches, looked up once (``labels()`` validates and
+        # locks on every call): by outcome, by operation, by (operation, outcome).
+        self._sent_by: dict[str, Any] = {o: self._sends.labels(o) for o in (*SEND_OUTCOMES, OTHER)}
+        self._latency_by: dict[str, Any] = {}
+        self._exchanges_by: dict[tuple[str, str], Any] = {}
 
     def _build_metrics(self) -> None:
         reg = self.registry
@@ -205,7 +211,7 @@ class Metrics:
         label = _bounded(outcome, SEND_OUTCOMES)
         if label == OTHER:
             log.warning("metrics: unknown send outcome %r counted as %r", outcome, OTHER)
-        self._sends.labels(label).inc()
+        self._sent_by[label].inc()
 
     # ---------------------------------------------------------------- carrier
 
@@ -220,8 +226,14 @@ class Metrics:
             op = _bounded(operation, OPERATIONS)
             result = _bounded(outcome)
             elapsed = float(seconds)
-            self._latency.labels(op).observe(elapsed if elapsed >= 0 else 0.0)
-            self._exchanges.labels(op, result).inc()
+            latency = self._latency_by.get(op)
+            if latency is None:
+                latency = self._latency_by[op] = self._latency.labels(op)
+            latency.observe(elapsed if elapsed >= 0 else 0.0)
+            exchanges = self._exchanges_by.get((op, result))
+            if exchanges is None:
+                exchanges = self._exchanges_by[op, result] = self._exchanges.labels(op, result)
+            exchanges.inc()
             if op == "token":
                 self._token_fetches.labels(result).inc()
         except Exception:  # the client's request must never fail on a metric

@@ -1,8 +1,9 @@
 """The send pipeline, as a plain class: a typed request in, a typed delivery out.
 
-resolve recipients -> drop opted-out numbers -> plan the parts (encoding aware) -> refuse a
-duplicate -> reserve the quota -> send (:func:`~att_sms.sending.parts.send_parts`) -> settle
-the quota with what was billed, audit and follow up, in one transaction.
+resolve recipients -> plan the parts (encoding aware) -> drop opted-out numbers -> refuse a
+duplicate -> reserve the quota (these three in one transaction) -> send
+(:func:`~att_sms.sending.parts.send_parts`) -> settle the quota with what was billed, audit
+and follow up, in one transaction.
 
 Every sender uses it: ``!sms send`` and ``!sms reply``, each step of a page, a handoff SMS,
 an SMS owed about an alert page. The chat reply, the audit row, the metric label and a page
@@ -21,7 +22,7 @@ from att_sms.sending import directory, recipients
 from att_sms.sending.parts import SendReport, send_parts
 from att_sms.sending.policy import QuotaError
 from att_sms.settings import Settings
-from att_sms.store import FollowUp, Store
+from att_sms.store import FollowUp, Store, Tx
 from att_sms.text.formatting import echo
 from att_sms.text.numbers import NumberError, NumberRules
 from att_sms.text.splitting import MessageError, describe_cost, plan_message
@@ -124,34 +125,30 @@ class SendPipeline:
             addresses = self._addresses(request)
         except (MessageError, directory.DirectoryError, NumberError) as exc:
             return _refused(echo(str(exc), 400))
-        refused = store.opted_out(addresses)
-        allowed = [a for a in addresses if a not in refused]
+        try:
+            with store.transaction() as tx:  # one transaction: opt-outs, duplicate, quota
+                refused = store.opted_out(addresses, tx)
+                allowed = [a for a in addresses if a not in refused]
+                if not allowed:
+                    return _refused(
+                        f"every recipient opted out ({', '.join(sorted(refused))}).",
+                        all_opted_out=True,
+                    )
+                key = dedup_key(allowed, plan.text)
+                duplicate = self._duplicate(request, key, allowed, len(plan.parts), tx)
+                if duplicate is not None:
+                    return duplicate
+                reservation = store.reserve_quota(
+                    request.who, plan.segments * len(allowed), settings.rate_limit,
+                    settings.daily_limit, tx,
+                )  # fmt: skip
+        except QuotaError as exc:  # the transaction rolled back: nothing was counted
+            return _refused(str(exc))
         opted = (
             f" Not sent to {', '.join(sorted(refused))}: opted out (texted STOP; START opts back in)."
             if refused
             else ""
         )
-        if not allowed:
-            return _refused(
-                f"every recipient opted out ({', '.join(sorted(refused))}).", all_opted_out=True
-            )
-        key = dedup_key(allowed, plan.text)
-        if settings.dedup_window > 0 and not request.again:
-            earlier = store.recent_send(key, store.now() - settings.dedup_window)
-            if earlier is not None:
-                store.record_audit(
-                    who=request.who, recipients=allowed, parts=len(plan.parts), message_ids=[],
-                    outcome=f"refused: duplicate of {', '.join(earlier['message_ids']) or 'an earlier send'}",
-                )  # fmt: skip
-                reply = duplicate_reply(earlier, store.now())
-                return Delivery(reply, refused=reply)
-        units = plan.segments * len(allowed)
-        try:
-            reservation = store.reserve_quota(
-                request.who, units, settings.rate_limit, settings.daily_limit
-            )
-        except QuotaError as exc:
-            return _refused(str(exc))
         report = send_parts(
             ctx.client,
             allowed,
@@ -162,6 +159,25 @@ class SendPipeline:
         self._record(request, reservation, report, key, len(plan.parts))
         cost = describe_cost(plan, len(allowed)) if plan.segments > 1 else None
         return Delivery(report.reply_line() + (f"; {cost}" if cost else "") + opted, report)
+
+    def _duplicate(
+        self, request: SendRequest, key: str, allowed: list[str], parts: int, tx: Tx
+    ) -> Delivery | None:
+        """The refusal of a send of the same text to the same people within DEDUP_WINDOW
+        (audited in ``tx``), unless ``--again`` was given; None: not a duplicate."""
+        settings, store = self._ctx.settings, self._ctx.store
+        if settings.dedup_window <= 0 or request.again:
+            return None
+        earlier = store.recent_send(key, store.now() - settings.dedup_window, tx)
+        if earlier is None:
+            return None
+        store.record_audit(
+            who=request.who, recipients=allowed, parts=parts, message_ids=[],
+            outcome=f"refused: duplicate of {', '.join(earlier['message_ids']) or 'an earlier send'}",
+            tx=tx,
+        )  # fmt: skip
+        reply = duplicate_reply(earlier, store.now())
+        return Delivery(reply, refused=reply)
 
     def _addresses(self, request: SendRequest) -> list[str]:
         if request.addresses is not None:

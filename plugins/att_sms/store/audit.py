@@ -57,15 +57,19 @@ class AuditTables:
             )
         return [_audit_entry(row) for row in reversed(rows)]
 
-    def recent_send(self, dedup_key: str, since: float) -> dict[str, Any] | None:
+    def recent_send(
+        self, dedup_key: str, since: float, tx: Tx | None = None
+    ) -> dict[str, Any] | None:
         """The newest audit entry with ``dedup_key`` since ``since`` that may have gone out."""
-        with self._db.read() as tx:
-            row = tx.one(
-                f"SELECT {_ENTRY_COLUMNS} FROM att_audit"
-                " WHERE dedup_key = ? AND at >= ? AND outcome NOT LIKE 'failed%'"
-                " AND outcome NOT LIKE 'refused%' ORDER BY id DESC LIMIT 1",
-                (dedup_key, since),
-            )
+        if tx is None:
+            with self._db.read() as own:
+                return self.recent_send(dedup_key, since, own)
+        row = tx.one(
+            f"SELECT {_ENTRY_COLUMNS} FROM att_audit"
+            " WHERE dedup_key = ? AND at >= ? AND outcome NOT LIKE 'failed%'"
+            " AND outcome NOT LIKE 'refused%' ORDER BY id DESC LIMIT 1",
+            (dedup_key, since),
+        )
         return _audit_entry(row) if row else None
 
 

@@ -61,15 +61,16 @@ class DirectoryTables:
 
     # -- opt-outs ----------------------------------------------------------------
 
-    def opted_out(self, tels: Iterable[str]) -> set[str]:
+    def opted_out(self, tels: Iterable[str], tx: Tx | None = None) -> set[str]:
         """Which of ``tels`` opted out (texted STOP and not START since)."""
-        wanted = list(dict.fromkeys(tels))
-        found: set[str] = set()
-        with self._db.read() as tx:
-            for tel in wanted:
-                if tx.one("SELECT 1 FROM att_optouts WHERE tel = ?", (tel,)):
-                    found.add(tel)
-        return found
+        if tx is None:
+            with self._db.read() as own:
+                return self.opted_out(tels, own)
+        return {
+            tel
+            for tel in dict.fromkeys(tels)
+            if tx.one("SELECT 1 FROM att_optouts WHERE tel = ?", (tel,))
+        }
 
     def optouts(self) -> list[tuple[str, float]]:
         """Every opted-out number with the time it opted out, by number."""

@@ -35,9 +35,14 @@ _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 def storable(value: Any) -> Any:
     """``value`` with the characters no engine can store replaced (other types unchanged)."""
-    if isinstance(value, str) and _UNSTORABLE.search(value):
+    if isinstance(value, str) and not _plain(value) and _UNSTORABLE.search(value):
         return _UNSTORABLE.sub("\ufffd", value)
     return value
+
+
+def _plain(text: str) -> bool:
+    """ASCII without NUL: nothing to replace (most of what is stored; no regex needed)."""
+    return text.isascii() and "\x00" not in text
 
 
 class Cursor(Protocol):
@@ -61,7 +66,7 @@ class Tx:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         if self._placeholder != "?":
             sql = sql.replace("%", "%%").replace("?", self._placeholder)
-        self._cursor.execute(sql, tuple(storable(p) for p in params))
+        self._cursor.execute(sql, [storable(p) for p in params])
         cursor: Cursor = self._cursor
         return cursor
 

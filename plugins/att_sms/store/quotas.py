@@ -29,31 +29,41 @@ class QuotaTables:
     _db: Database
     _held: dict[int, tuple[int, float]]  # reservation id -> (units, at), set in Store.__init__
 
-    def reserve_quota(self, user: str, units: int, rate_limit: int, daily_limit: int) -> int:
+    def reserve_quota(
+        self, user: str, units: int, rate_limit: int, daily_limit: int, tx: Tx | None = None
+    ) -> int:
         """Check both limits and hold ``units`` for ``user``; the reservation's id.
 
-        Raises ``policy.QuotaError``. Settle it with ``settle_quota`` once the carrier
-        answered, with what was billed (0 removes it: a refused send counts nothing).
-        One transaction of five statements whatever the traffic: the day's counter is
-        counted up and read in one upsert (a refusal rolls it back), and the rate limit
-        probes for one row (``_quota_state``), reading the hour's sends only at the limit.
+        Raises ``policy.QuotaError`` (in ``tx``: the caller's transaction must then roll
+        back, as leaving its ``with`` by the exception does). Settle it with
+        ``settle_quota`` once the carrier answered, with what was billed (0 removes it: a
+        refused send counts nothing). Five statements whatever the traffic: the day's
+        counter is counted up and read in one upsert (a refusal rolls it back), and the
+        rate limit probes for one row (``_quota_state``), reading the hour's sends only at
+        the limit.
         """
-        with self._db.transaction() as tx:
-            tx.lock("att_sends")
-            now = self._db.now()
-            used = _count_day_units(tx, _day(now), units)  # a refusal below rolls it back
-            state = _quota_state(tx, user, now, rate_limit, used)
-            policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
-            row = tx.one(
-                "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
-                (user, now, units),
-            )
-            if row and row[0] % PRUNE_EVERY == 0:  # old rows count in no window: prune now and then
-                tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
+        if tx is None:
+            with self._db.transaction() as own:
+                return self.reserve_quota(user, units, rate_limit, daily_limit, own)
+        tx.lock("att_sends")
+        now = self._db.now()
+        day = _day(now)
+        used = _count_day_units(tx, day, units)  # a refusal below rolls it back
+        state = _quota_state(tx, user, now, rate_limit, {day: used})
+        policy.check_quota(state, user, max(1, units), now, rate_limit, daily_limit)
+        row = tx.one(
+            "INSERT INTO att_sends (who, at, units) VALUES (?, ?, ?) RETURNING id",
+            (user, now, units),
+        )
         assert row is not None
+        if row[0] % PRUNE_EVERY == 0:  # old rows count in no window: prune now and then
+            tx.execute("DELETE FROM att_sends WHERE at < ?", (now - SENDS_KEPT,))
         if len(self._held) >= HELD_KEPT:  # reservations of commands that died before settling
             self._held.clear()
-        self._held[int(row[0])] = (units, now)  # what settle_quota may skip reading
+        # What settle_quota may skip reading. Should the transaction roll back instead, the
+        # entry is harmless: settling reads only reservations it was given, and a reused
+        # id is written over here first.
+        self._held[int(row[0])] = (units, now)
         return int(row[0])
 
     def settle_quota(self, reservation: int, units: int, tx: Tx | None = None) -> None:
@@ -102,8 +112,10 @@ def _count_day_units(tx: Tx, day: str, units: int) -> int:
     return int(row[0]) - units
 
 
-def _quota_state(tx: Tx, user: str, now: float, rate_limit: int, used: int) -> dict[str, Any]:
-    """What the limits look at, in ``policy``'s dict form (``used``: today's units so far).
+def _quota_state(
+    tx: Tx, user: str, now: float, rate_limit: int, days: dict[str, int]
+) -> dict[str, Any]:
+    """What the limits look at, in ``policy``'s dict form (``days``: today's units so far).
 
     The rate limit refuses only when the user's ``rate_limit``-th newest send is inside
     the window: one probe for that row (an index walk in the database, no rows into
@@ -124,4 +136,4 @@ def _quota_state(tx: Tx, user: str, now: float, rate_limit: int, used: int) -> d
                 (user, since, rate_limit),
             )
         )
-    return {"users": {user: recent}, "days": {_day(now): used}}
+    return {"users": {user: recent}, "days": days}

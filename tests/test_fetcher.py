@@ -52,6 +52,21 @@ def test_child_fetches_into_the_store(sandbox, client_id, client_secret, tmp_pat
     assert stored_texts(tmp_path) == ["one", "two"]
 
 
+def test_the_child_finds_the_package_without_the_bots_pythonpath(
+    sandbox, client_id, client_secret, tmp_path, monkeypatch
+) -> None:
+    """errbot puts the plugin's folder on ``sys.path`` in-process only: a bot started as
+    ``errbot`` has no PYTHONPATH, and its fetch child must still import ``att_sms``."""
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    sandbox.inject_inbound("reg", "tel:+12125559876", "found")
+    fetcher = FetcherProcess(settings(sandbox, client_id, client_secret, tmp_path), reply_timeout=30)
+    try:
+        assert fetcher.fetch("reg") == 1
+    finally:
+        fetcher.close()
+    assert stored_texts(tmp_path) == ["found"]
+
+
 def test_the_secret_is_not_in_the_childs_environment(
     sandbox, client_id, client_secret, tmp_path, monkeypatch
 ) -> None:

@@ -62,6 +62,9 @@ _CHILD_LAUNCH = (
     "runpy.run_module(sys.argv[1], run_name='__main__', alter_sys=True)\n"
 )
 CHILD_COMMAND = [sys.executable, "-c", _CHILD_LAUNCH, "att_sms.inbound.fetcher"]
+#: The folder that holds the ``att_sms`` package (``plugins/``): the child imports it from
+#: there, whatever the bot's own PYTHONPATH (errbot puts it on ``sys.path`` in-process only).
+PLUGINS_DIR = Path(__file__).resolve().parents[2]
 
 _ERRORS: dict[str, type[AttSmsError]] = {
     cls.__name__: cls
@@ -110,7 +113,7 @@ class FetcherProcess:
 
     def __init__(self, settings: dict[str, Any], reply_timeout: float) -> None:
         self._reply_timeout = reply_timeout
-        plugins_dir = str(Path(__file__).resolve().parent.parent)
+        plugins_dir = str(PLUGINS_DIR)
         env = {k: v for k, v in os.environ.items() if k not in SECRET_VARIABLES}
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [plugins_dir, env.get("PYTHONPATH")]))
         self._proc = subprocess.Popen(

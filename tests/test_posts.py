@@ -30,7 +30,7 @@ def test_combined_above_threshold_and_capped() -> None:
     messages = [stored(i, "x" * 100) for i in range(100)]
     posts = build_posts(messages, combine_above=10, max_chars=1000)
     assert len(posts) > 1
-    assert all(len(p.text) <= 1000 + 40 for p in posts)
+    assert all(len(p.text) <= 1000 for p in posts)  # the header included
     keys = [k for p in posts for k in p.keys]
     assert keys == [m.key for m in messages]
     assert posts[0].text.startswith(f"{len(posts[0].keys)} SMS replies:")
@@ -64,3 +64,22 @@ def test_the_plugins_note_is_on_a_line_no_sms_can_start() -> None:
         f"{NOTE_MARK}(acknowledges page P7)"
     ]
     assert lines[lines.index(f"{NOTE_MARK}(acknowledges page P7)") - 1].endswith("ok on it 9")
+
+
+def test_combined_posts_fit_the_chats_message_size_limit() -> None:
+    """errbot cuts a message longer than the backend's limit (510 on IRC) wherever it falls,
+    so a combined post longer than that would reach the room with lines cut in half."""
+    from types import SimpleNamespace
+
+    from att_sms.chat.chat_posting import post_size_limit
+    from att_sms.inbound.posts import COMBINED_POST_CHARS
+
+    irc = SimpleNamespace(message_size_limit=510)
+    assert post_size_limit(irc, COMBINED_POST_CHARS) == 510
+    assert post_size_limit(SimpleNamespace(message_size_limit=10000), COMBINED_POST_CHARS) == 3500
+    assert post_size_limit(object(), COMBINED_POST_CHARS) == 3500
+    messages = [stored(i, f"stream marker{i:05d}") for i in range(120)]
+    posts = build_posts(messages, combine_above=10, max_chars=post_size_limit(irc, 3500))
+    assert len(posts) > 1 and all(len(p.text) <= 510 for p in posts)
+    lines = [line for p in posts for line in p.text.split("\n")[1:]]
+    assert [f"marker{i:05d}" in line for i, line in enumerate(lines)] == [True] * 120

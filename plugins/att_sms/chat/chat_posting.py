@@ -48,6 +48,13 @@ def slack_escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def post_size_limit(bot: Any, wanted: int) -> int:
+    """``wanted``, or the chat's smaller message size limit (errbot's ``message_size_limit``:
+    510 on IRC, 1024 on Telegram), past which errbot cuts a message wherever it falls."""
+    limit = getattr(bot, "message_size_limit", None)
+    return min(wanted, limit) if isinstance(limit, int) and limit > 0 else wanted
+
+
 def is_slack(bot: Any) -> bool:
     """True for errbot's slackv3 backend (it has a Web API client with chat_postMessage)."""
     web = getattr(bot, "slack_web", None)

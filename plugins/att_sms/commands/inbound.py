@@ -18,10 +18,10 @@ from typing import Any
 from errbot.backends.base import Room
 
 from att_sms.carrier.errors import AttSmsError, CarrierUnavailable
-from att_sms.chat.chat_posting import PostFailed, is_slack, post_confirmed
+from att_sms.chat.chat_posting import PostFailed, is_slack, post_confirmed, post_size_limit
 from att_sms.chat.conversations import group_by_number
 from att_sms.inbound.fetcher import FetcherExited, FetcherProcess, drain_into
-from att_sms.inbound.posts import Post, build_posts
+from att_sms.inbound.posts import COMBINED_POST_CHARS, Post, build_posts
 from att_sms.store import StoredInbound
 from att_sms.text.common import UTC_CLOCK, plural, utc_time
 from att_sms.text.formatting import echo
@@ -286,6 +286,7 @@ class InboundPoller:
             name_of=self._rt.store.name_of_sender,
             handle_of=_handle_of,
             note_of=note_of,
+            max_chars=post_size_limit(self._rt.bot, COMBINED_POST_CHARS),
         )
 
     def _post_in_threads(

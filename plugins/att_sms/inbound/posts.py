@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from att_sms.store.inbound import StoredInbound
 from att_sms.text.formatting import format_inbound
 
-#: A combined post stays under this many characters (chat services cap message size).
+#: A combined post stays under this many characters (chat services cap message size); on a
+#: chat with a smaller limit (errbot's ``message_size_limit``: 510 on IRC), under that one.
 COMBINED_POST_CHARS = 3500
+#: What a combined post's header line takes at most (``"99999 SMS replies:"`` and its newline).
+HEADER_CHARS = len("99999 SMS replies:") + 1
 #: The plugin's own note on an SMS (``(acknowledges page P7)``) starts a line of its own:
 #: the sender's text, folded onto its one line after ``SMS from ...:``, can never start a
 #: line, so nothing an SMS says can pass for the plugin's note, on any chat service.
@@ -55,18 +58,21 @@ def build_posts(
     """One post per message, or, above ``combine_above`` messages, combined posts.
 
     Combining keeps a flood of replies within a chat service's rate limit: each combined
-    post holds as many lines as fit in ``max_chars``.
+    post holds as many whole lines as fit in ``max_chars``, its header included, so that the
+    chat never cuts one in the middle (errbot splits a longer message every
+    ``message_size_limit`` characters, lines or not). A single line longer than that is
+    posted alone.
     """
     lines = [(render_line(m, name_of, handle_of, note_of), m.key) for m in messages]
     if len(lines) <= combine_above:
         return [Post(text, (key,)) for text, key in lines]
     posts: list[Post] = []
     chunk: list[tuple[str, str]] = []
-    size = 0
+    size = HEADER_CHARS
     for text, key in lines:
         if chunk and size + len(text) + 1 > max_chars:
             posts.append(_combined(chunk))
-            chunk, size = [], 0
+            chunk, size = [], HEADER_CHARS
         chunk.append((text, key))
         size += len(text) + 1
     if chunk:
